@@ -1,0 +1,98 @@
+"""The registry: every fault kind, in one explicit list, and building one from JSON."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from faults.base import Fault
+from faults.corrupt import CorruptFault
+from faults.down import DownFault
+from faults.error import ErrorFault
+from faults.errors import InvalidInput, InvalidInputs
+from faults.hang import HangFault
+from faults.latency import LatencyFault
+from faults.match import MATCH_ALL, Match
+from faults.reset import ResetFault
+from faults.throttle import ThrottleFault
+from faults.truncate import TruncateFault
+
+# One explicit list: adding a kind means adding its module and one line here.
+KINDS: tuple[type[Fault], ...] = (
+    LatencyFault,
+    ErrorFault,
+    ResetFault,
+    HangFault,
+    DownFault,
+    TruncateFault,
+    ThrottleFault,
+    CorruptFault,
+)
+
+_BY_NAME: dict[str, type[Fault]] = {k.kind: k for k in KINDS}
+
+
+def known_kinds() -> list[str]:
+    return sorted(_BY_NAME)
+
+
+def kind_class(name: str) -> type[Fault]:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise InvalidInput(f"unknown fault type {name!r}; known types: {', '.join(known_kinds())}", "type") from None
+
+
+@cache
+def _adapter(cls: type) -> TypeAdapter[Any]:
+    return TypeAdapter(cls)
+
+
+def parse_model(cls: type, data: Any, field: str) -> Any:
+    """Validate ``data`` into ``cls`` (a pydantic-compatible dataclass); errors name dotted fields."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"must be an object, got {type(data).__name__}", field)
+    try:
+        return _adapter(cls).validate_python(dict(data))
+    except ValidationError as exc:
+        raise InvalidInputs([_to_invalid(err, field) for err in exc.errors()]) from None
+
+
+def _to_invalid(err: Any, prefix: str) -> InvalidInput:
+    loc = ".".join(str(p) for p in err["loc"])
+    message = err["msg"]
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        message = "unknown parameter"
+    elif err["type"] == "value_error":
+        # Our validators write "name: message"; lift the name into the field path.
+        message = message.removeprefix("Value error, ")
+        name, sep, rest = message.partition(": ")
+        if sep and name.isidentifier():
+            loc, message = (f"{loc}.{name}" if loc else name), rest
+    return InvalidInput(message, f"{prefix}.{loc}" if loc else prefix)
+
+
+def build_fault(kind: str, params: Mapping[str, Any] | None) -> Fault:
+    """Build a validated fault of ``kind``; unknown parameters are named, never ignored."""
+    return parse_model(kind_class(kind), params, "params")
+
+
+def build_match(data: Mapping[str, Any] | None) -> Match:
+    return MATCH_ALL if not data else parse_model(Match, data, "match")
+
+
+def describe(cls: type[Fault]) -> dict[str, Any]:
+    """Catalogue entry: name, docstring and parameter schema, all read from the code."""
+    schema = _adapter(cls).json_schema()
+    return {
+        "type": cls.kind,
+        "summary": cls.summary(),
+        "doc": inspect.cleandoc(cls.__doc__ or ""),
+        "params": schema.get("properties", {}),
+    }

@@ -1,0 +1,162 @@
+"""The proxy config file (DESIGN §2), parsed once into frozen models.
+
+Bad config raises ``InvalidInputs`` naming the file, line and key; the CLI exits 3.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from faults.errors import InvalidInput
+from faults.units import parse_duration
+from proxy.addresses import HostPort, parse_host_port, parse_http_upstream
+from faults.errors import InvalidInputs
+from proxy.yamlsource import YamlDocument, format_path, load_yaml_with_positions
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+ROUTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AdminConfig(_Frozen):
+    listen: str = "127.0.0.1:8475"
+    token: str | None = Field(default=None, repr=False)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_host_port(value)
+        return value
+
+    @property
+    def address(self) -> HostPort:
+        return parse_host_port(self.listen)
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> AdminConfig:
+        if not self.address.is_loopback and not self.token:
+            raise ValueError("listen: the admin API binds a non-loopback address only with a token (set admin.token)")
+        return self
+
+
+class ToxiproxyApiConfig(_Frozen):
+    listen: str = "127.0.0.1:8474"
+    allow_remote: bool = False
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> ToxiproxyApiConfig:
+        address = parse_host_port(self.listen)
+        if not address.is_loopback and not self.allow_remote:
+            raise ValueError("listen: the Toxiproxy API has no auth; bind loopback or set allow_remote: true")
+        return self
+
+
+class RouteConfig(_Frozen):
+    name: str = Field(pattern=ROUTE_NAME)
+    kind: Literal["http", "tcp"] = "http"
+    listen: str
+    upstream: str
+    connect_timeout: Seconds = 5.0
+    timeout: Seconds = 30.0  # upstream silent this long → 504
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_host_port(value)
+        return value
+
+    @model_validator(mode="after")
+    def _upstream_matches_kind(self) -> RouteConfig:
+        try:
+            if self.kind == "http":
+                parse_http_upstream(self.upstream)
+            else:
+                parse_host_port(self.upstream)
+        except ValueError as exc:
+            raise ValueError(f"upstream: {exc}") from None
+        return self
+
+    @property
+    def address(self) -> HostPort:
+        return parse_host_port(self.listen)
+
+
+class FaultTtlConfig(_Frozen):
+    default: Seconds = 300.0
+    max: Seconds = 3600.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FaultTtlConfig:
+        if self.default <= 0 or self.default > self.max:
+            raise ValueError("default: must be > 0 and <= max")
+        return self
+
+
+class ProxyConfig(_Frozen):
+    admin: AdminConfig = AdminConfig()
+    toxiproxy_api: ToxiproxyApiConfig | None = None
+    routes: list[RouteConfig] = Field(min_length=1)
+    faults: list[dict[str, Any]] = []
+    fault_ttl: FaultTtlConfig = FaultTtlConfig()
+    fault_header: bool = False
+    seed: int | None = None
+    drain_grace: Seconds = 10.0
+    max_request_body: int = 64 * 1024 * 1024  # bytes read when a fault needs the body
+
+    @model_validator(mode="after")
+    def _unique_routes(self) -> ProxyConfig:
+        names = [r.name for r in self.routes]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"routes: route name {name!r} is used twice")
+        listens = [r.listen for r in self.routes if r.address.port != 0]
+        for listen in listens:
+            if listens.count(listen) > 1:
+                raise ValueError(f"routes: listen address {listen} is used twice")
+        return self
+
+    def route(self, name: str) -> RouteConfig | None:
+        return next((r for r in self.routes if r.name == name), None)
+
+
+def pydantic_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[InvalidInput]:
+    """Pydantic's errors as ours: dotted field paths, our wording for unknown keys."""
+    errors = []
+    for err in exc.errors():
+        message = err["msg"].removeprefix("Value error, ")
+        loc = [*prefix, *(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))]
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            message = "unknown key"
+        name, sep, rest = message.partition(": ")
+        if sep and name.isidentifier() and err["type"] == "value_error":
+            loc, message = [*loc, name], rest  # validators write "key: message"
+        errors.append(InvalidInput(message, format_path(loc) if loc else None))
+    return errors
+
+
+def parse_config(doc: YamlDocument) -> ProxyConfig:
+    errors = list(doc.errors)
+    config = None
+    if not isinstance(doc.data, Mapping):
+        errors.append(InvalidInput("the config must be a mapping with a 'routes' list"))
+    else:
+        try:
+            config = ProxyConfig.model_validate(doc.data)
+        except ValidationError as exc:
+            errors.extend(pydantic_errors(exc))
+    if errors or config is None:
+        raise InvalidInputs([doc.locate(e) for e in errors])
+    return config
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> ProxyConfig:
+    """Read, expand ``${VAR}`` and validate the config file at ``path``."""
+    return parse_config(load_yaml_with_positions(Path(path), os.environ if env is None else env))

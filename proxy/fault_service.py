@@ -1,0 +1,161 @@
+"""Adding, changing and removing faults: the logic behind the admin API and config ``faults:``.
+
+HTTP routes get catalogue faults; tcp routes get Toxiproxy toxics (owned by the tcp layer,
+leased here), so one API and one kill switch serve both kinds of route.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from faults import build_fault, build_match, known_kinds
+from faults.errors import Conflict, InvalidInput, InvalidInputs
+from faults.units import parse_duration
+from proxy.config import FaultTtlConfig, ProxyConfig, RouteConfig
+from proxy.leases import ActiveFault, FaultStore
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+_FAULT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+class FaultRequest(BaseModel):
+    """The body of ``POST /faults`` (and an entry of the config's ``faults:``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    route: str
+    params: dict[str, Any] = {}
+    match: dict[str, Any] | None = None
+    ttl: Seconds | None = None
+    id: str | None = Field(default=None, pattern=_FAULT_ID.pattern)
+    seed: int | None = None
+
+
+class FaultPatch(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ttl: Seconds | None = None
+    params: dict[str, Any] | None = None
+
+
+class ToxicBackend(Protocol):
+    """What the fault service needs from the tcp layer."""
+
+    def toxic_types(self) -> list[str]: ...
+
+    async def add_leased_toxic(self, route: str, toxic_type: str, params: Mapping[str, Any], name: str) -> dict[str, Any]: ...
+
+    async def remove_leased_toxic(self, route: str, name: str) -> None: ...
+
+
+def parse_body(model: type[BaseModel], body: Any) -> Any:
+    if not isinstance(body, Mapping):
+        raise InvalidInput("the body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            errors.append(InvalidInput(message, ".".join(str(p) for p in err["loc"])))
+        raise InvalidInputs(errors) from None
+
+
+class FaultService:
+    def __init__(self, config: ProxyConfig, store: FaultStore, tcp: ToxicBackend | None = None) -> None:
+        self._routes = {r.name: r for r in config.routes}
+        self._ttl: FaultTtlConfig = config.fault_ttl
+        self.store = store
+        self.tcp = tcp
+        self.toxic_params: dict[str, dict[str, Any]] = {}
+
+    def route_kind(self, name: str) -> str:
+        route = self._routes.get(name)
+        if route is None:
+            raise InvalidInput(f"unknown route {name!r}; routes: {', '.join(sorted(self._routes))}", "route")
+        return route.kind
+
+    def add_route(self, name: str, kind: str) -> None:
+        """Routes created at run time (Toxiproxy API proxies) accept faults too."""
+        if name not in self._routes:
+            self._routes[name] = RouteConfig.model_construct(name=name, kind=kind, listen="", upstream="")
+
+    def _lease(self, ttl: float | None, static: bool) -> float | None:
+        if static:
+            return None
+        if ttl is None:
+            return self._ttl.default
+        if ttl <= 0:
+            raise InvalidInput("must be > 0", "ttl")
+        if ttl > self._ttl.max:
+            raise InvalidInput(f"must be <= the maximum lease of {self._ttl.max:g}s", "ttl")
+        return ttl
+
+    async def add(self, request: FaultRequest, *, static: bool = False) -> ActiveFault:
+        kind = self.route_kind(request.route)
+        ttl = self._lease(request.ttl, static)
+        match = build_match(request.match)
+        if kind == "http":
+            fault = build_fault(request.type, request.params)
+            return self.store.add(
+                fault_id=request.id, fault_type=request.type, route=request.route, fault=fault,
+                match=match, ttl=ttl, seed=request.seed,
+            )
+        return await self._add_toxic(request, ttl, match)
+
+    async def _add_toxic(self, request: FaultRequest, ttl: float | None, match: Any) -> ActiveFault:
+        if self.tcp is None:
+            raise InvalidInput("tcp routes are not served by this proxy", "route")
+        if request.type not in self.tcp.toxic_types():
+            raise InvalidInput(
+                f"unknown toxic type {request.type!r} for tcp route {request.route!r}; "
+                f"known types: {', '.join(self.tcp.toxic_types())}", "type")
+        if request.match:
+            raise InvalidInput("tcp routes have no request to match; use params.toxicity", "match")
+        fault_id = request.id or self.store.new_id(request.type)
+        if fault_id in self.store:
+            raise Conflict(f"a fault with id {fault_id!r} already exists")
+        shown = await self.tcp.add_leased_toxic(request.route, request.type, request.params, fault_id)
+        route, tcp = request.route, self.tcp
+        active = self.store.add(
+            fault_id=fault_id, fault_type=request.type, route=route, fault=None, match=match, ttl=ttl,
+            seed=request.seed, on_remove=lambda: tcp.remove_leased_toxic(route, fault_id),
+        )
+        self.toxic_params[fault_id] = shown
+        return active
+
+    async def patch(self, fault_id: str, patch: FaultPatch) -> ActiveFault:
+        active = self.store.get(fault_id)
+        if patch.params is not None:
+            if active.fault is None:
+                raise InvalidInput("change a toxic's attributes through the Toxiproxy API", "params")
+            self.store.replace_fault(fault_id, build_fault(active.type, {**active.fault.params(), **patch.params}))
+        if patch.ttl is not None:
+            self.store.renew(fault_id, self._lease(patch.ttl, static=False) or self._ttl.default)
+        return active
+
+    async def remove(self, fault_id: str) -> ActiveFault:
+        active = await self.store.remove(fault_id)
+        self.toxic_params.pop(fault_id, None)
+        return active
+
+    async def clear(self) -> list[ActiveFault]:
+        """The kill switch: every fault on every route, now."""
+        removed = await self.store.clear()
+        self.toxic_params.clear()
+        return removed
+
+    def describe(self, active: ActiveFault) -> dict[str, Any]:
+        shown = active.as_json()
+        if active.fault is None:
+            shown["params"] = self.toxic_params.get(active.id, {})
+        return shown
+
+    def known_types(self) -> list[str]:
+        return known_kinds() + (self.tcp.toxic_types() if self.tcp else [])
+

@@ -1,0 +1,205 @@
+"""Active faults and their leases.
+
+Every fault added through the API is a lease: it expires unless renewed, so a runner that
+dies cannot leave faults behind. Faults from the config file are static (never expire).
+The per-route tuples read by the request path are rebuilt on every change (copy on
+write), so a request reads one tuple and never takes a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from faults import Fault, Match
+from faults.errors import Conflict, NotFound
+
+
+@dataclass(eq=False)
+class ActiveFault:
+    """One fault in force on one route: the kind's parameters plus runtime state."""
+
+    id: str
+    type: str
+    route: str
+    fault: Fault | None  # None for tcp toxics, which the tcp layer owns
+    match: Match
+    created_at: float  # wall clock, for the API
+    expires_at: float | None  # wall clock; None when static
+    seed: int
+    rng: random.Random = field(repr=False)
+    hooks: frozenset[str] = frozenset()
+    seen: int = 0
+    injections: int = 0
+    on_remove: Callable[[], Any] | None = field(default=None, repr=False)
+    _removed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def removed(self) -> bool:
+        return self._removed.is_set()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on behalf of this fault; removing the fault wakes every sleeper at once."""
+        if seconds <= 0 or self._removed.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._removed.wait(), seconds if seconds != float("inf") else None)
+        except TimeoutError:
+            pass
+
+    def decide(self, method: str, path: str, headers: Any, json_body: Any) -> bool:
+        """Once per request: does this fault apply? Updates the match counters."""
+        if not self.match.matches_request(method, path, headers, json_body):
+            return False
+        self.seen += 1
+        if self.match.decide(self.seen, self.injections, self.rng):
+            self.injections += 1
+            return True
+        return False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "route": self.route,
+            "params": self.fault.params() if self.fault is not None else {},
+            "match": self.match.as_dict(),
+            "created_at": _iso(self.created_at),
+            "expires_at": _iso(self.expires_at) if self.expires_at is not None else None,
+            "injections": self.injections,
+            "seed": self.seed,
+        }
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+class FaultStore:
+    """All active faults, by id and by route, with lease expiry."""
+
+    def __init__(self, *, seed: int | None = None, wall: Callable[[], float] = time.time) -> None:
+        self._by_id: dict[str, ActiveFault] = {}
+        self._http_by_route: dict[str, tuple[ActiveFault, ...]] = {}
+        self._seed_source = random.Random(seed)
+        self._ids = itertools.count(1)
+        self._wall = wall
+        self._listeners: list[Callable[[str], None]] = []
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # -- reads (the request path uses only ``for_route``)
+
+    def for_route(self, route: str) -> tuple[ActiveFault, ...]:
+        return self._http_by_route.get(route, ())
+
+    def __contains__(self, fault_id: object) -> bool:
+        return fault_id in self._by_id
+
+    def get(self, fault_id: str) -> ActiveFault:
+        try:
+            return self._by_id[fault_id]
+        except KeyError:
+            raise NotFound(f"no fault with id {fault_id!r}") from None
+
+    def all(self) -> list[ActiveFault]:
+        return list(self._by_id.values())
+
+    def count_for(self, route: str) -> int:
+        return sum(1 for f in self._by_id.values() if f.route == route)
+
+    # -- writes
+
+    def new_id(self, fault_type: str) -> str:
+        while True:
+            candidate = f"{fault_type}-{next(self._ids)}"
+            if candidate not in self._by_id:
+                return candidate
+
+    def new_seed(self) -> int:
+        return self._seed_source.randrange(2**32)
+
+    def add(
+        self, *, fault_id: str | None, fault_type: str, route: str, fault: Fault | None, match: Match,
+        ttl: float | None, seed: int | None, on_remove: Callable[[], Any] | None = None,
+    ) -> ActiveFault:
+        fault_id = fault_id or self.new_id(fault_type)
+        if fault_id in self._by_id:
+            raise Conflict(f"a fault with id {fault_id!r} already exists")
+        seed = self.new_seed() if seed is None else seed
+        now = self._wall()
+        active = ActiveFault(
+            id=fault_id, type=fault_type, route=route, fault=fault, match=match, created_at=now,
+            expires_at=None if ttl is None else now + ttl, seed=seed, rng=random.Random(seed),
+            hooks=type(fault).hooks() if fault is not None else frozenset(), on_remove=on_remove,
+        )
+        self._by_id[fault_id] = active
+        self._rebuild(route)
+        return active
+
+    def renew(self, fault_id: str, ttl: float) -> ActiveFault:
+        active = self.get(fault_id)
+        if active.expires_at is None:
+            raise Conflict(f"fault {fault_id!r} comes from the config file and has no lease to renew")
+        active.expires_at = self._wall() + ttl
+        return active
+
+    def replace_fault(self, fault_id: str, fault: Fault) -> ActiveFault:
+        """New parameters, same id, counters and lease."""
+        active = self.get(fault_id)
+        active.fault = fault
+        active.hooks = type(fault).hooks()
+        self._rebuild(active.route)
+        return active
+
+    async def remove(self, fault_id: str) -> ActiveFault:
+        active = self.get(fault_id)
+        del self._by_id[fault_id]
+        self._rebuild(active.route)
+        active._removed.set()
+        if active.on_remove is not None:
+            result = active.on_remove()
+            if asyncio.iscoroutine(result):
+                await result
+        return active
+
+    async def clear(self, only: Iterable[str] | None = None) -> list[ActiveFault]:
+        ids = list(self._by_id) if only is None else [i for i in only if i in self._by_id]
+        return [await self.remove(i) for i in ids]
+
+    async def expire(self) -> list[ActiveFault]:
+        now = self._wall()
+        expired = [f.id for f in self._by_id.values() if f.expires_at is not None and f.expires_at <= now]
+        return await self.clear(expired)
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """``listener(route)`` runs after every change (the metrics gauge uses it)."""
+        self._listeners.append(listener)
+
+    def _rebuild(self, route: str) -> None:
+        self._http_by_route[route] = tuple(f for f in self._by_id.values() if f.route == route and f.fault is not None)
+        for listener in self._listeners:
+            listener(route)
+
+    # -- lifecycle
+
+    def start_sweeper(self, interval: float = 0.1) -> None:
+        async def sweep() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                await self.expire()
+
+        self._sweeper = asyncio.get_running_loop().create_task(sweep(), name="lease-sweeper")
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            try:
+                await self._sweeper
+            except asyncio.CancelledError:
+                pass
+        await self.clear()
