@@ -29,8 +29,11 @@ class BodyPredicate:
 
     def __post_init__(self) -> None:
         if self.equals is None and self.contains is None:
-            raise ValueError("body: give 'equals' or 'contains'")
-        object.__setattr__(self, "_compiled", compile_path(self.path))
+            raise ValueError("equals: give 'equals' or 'contains'")
+        try:
+            object.__setattr__(self, "_compiled", compile_path(self.path))
+        except ValueError as exc:
+            raise ValueError(f"path: {exc}") from None
 
     def test(self, doc: Any) -> bool:
         for value in self._compiled.find(doc):

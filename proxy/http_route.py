@@ -8,11 +8,13 @@ The fault decision is one cheap check per request: an empty tuple means no work 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
 import json
 import os
 import socket
 import struct
+import termios
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -65,6 +67,27 @@ def abort_connection(request: web.BaseRequest, *, rst: bool) -> None:
         except OSError:
             pass
     transport.abort() if rst else transport.close()
+
+
+async def reset_after_flush(request: web.BaseRequest, wait: float = 0.2) -> None:
+    """RST the client after what was already written has been delivered (ACKed).
+
+    An RST makes the kernel drop unsent data, so "N bytes then a reset" must wait until the
+    send queue is empty (SIOCOUTQ), or ``wait`` seconds, before resetting.
+    """
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    deadline = time.monotonic() + wait
+    while sock is not None and transport is not None and time.monotonic() < deadline:
+        if transport.get_write_buffer_size() == 0:
+            try:
+                unsent = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+            except OSError:
+                break
+            if unsent == 0:
+                break
+        await asyncio.sleep(0.002)
+    abort_connection(request, rst=True)
 
 
 class HttpRoute:
@@ -225,7 +248,6 @@ class HttpRoute:
             return None
         source: Any = request.content if read is None else read
         if injection is not None and injection.uses("wrap_request_body"):
-            headers.popall("Content-Length", None)  # the rewritten body may differ in length
             return injection.wrap("wrap_request_body", _chunks_of(source))
         return source
 
@@ -243,7 +265,7 @@ class HttpRoute:
                     sent += len(chunk)
                     await response.write(chunk)
         except FaultAborted:
-            abort_connection(request, rst=True)
+            await reset_after_flush(request)
             return
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             # The upstream died mid-stream: break the client's response rather than hang or lie.

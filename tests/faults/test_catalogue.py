@@ -1,0 +1,59 @@
+"""catalogue: every kind registered, documented, buildable, and round-trips its params."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from faults.base import Fault
+from faults.catalogue import KINDS, build_fault, describe, kind_class, known_kinds
+from faults.errors import InvalidInput
+
+GOOD = {
+    "latency": {"delay_ms": 100, "jitter_ms": 20},
+    "error": {"status": 429, "headers": {"Retry-After": "3"}},
+    "reset": {"after_bytes": 10},
+    "hang": {"deadline_ms": 1000, "then": "504"},
+    "down": {"mode": "503", "retry_after_s": 5},
+    "truncate": {"fraction": 0.5, "content_length": "corrected"},
+    "throttle": {"bytes_per_s": 1024},
+    "corrupt": {"ops": [{"op": "nan", "path": "$.predictions[*][0]"}]},
+}
+
+
+def test_all_http_kinds_registered() -> None:
+    assert known_kinds() == sorted(GOOD)
+    assert len({k.kind for k in KINDS}) == len(KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(GOOD))
+def test_build_describe_and_round_trip(kind: str) -> None:
+    fault = build_fault(kind, GOOD[kind])
+    assert isinstance(fault, kind_class(kind)) and fault.kind == kind
+    assert build_fault(kind, fault.params()) == fault
+    entry = describe(type(fault))
+    assert entry["type"] == kind and entry["summary"] and entry["params"]
+    assert set(entry["params"]) == set(fault.params())
+    assert type(fault).hooks() and type(fault).hooks() <= {
+        "on_connection", "on_request", "on_response", "wrap_request_body", "wrap_response_body"}
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_docstring_documents_every_parameter(cls: type[Fault]) -> None:
+    doc = describe(cls)["doc"]
+    for name in describe(cls)["params"]:
+        assert re.search(rf"\b{name}\b", doc), f"{cls.kind}: parameter {name} is not documented"
+
+
+def test_unknown_kind_lists_known_ones() -> None:
+    with pytest.raises(InvalidInput) as err:
+        build_fault("explode", {})
+    assert err.value.field == "type"
+    assert "corrupt" in err.value.message and "throttle" in err.value.message
+
+
+def test_params_must_be_an_object() -> None:
+    with pytest.raises(InvalidInput) as err:
+        build_fault("latency", [1, 2])
+    assert err.value.field == "params"
