@@ -85,7 +85,7 @@ def test_probability_with_seeded_rng() -> None:
         ({"every_nth": 0}, "match.every_nth"),
         ({"max_injections": -1}, "match.max_injections"),
         ({"body": {"path": "$.a"}}, "match.body.equals"),
-        ({"body": {"path": "nope", "equals": 1}}, "match.body"),
+        ({"body": {"path": "nope", "equals": 1}}, "match.body.path"),
         ({"paths": "/x"}, "match.paths"),
     ],
 )
