@@ -11,7 +11,8 @@ import structlog
 from aiohttp import web
 
 from faults.errors import BrownoutError, InvalidInput, Unauthorized
-from proxy.fault_service import FaultPatch, FaultRequest, FaultService, parse_body
+from proxy.fault_requests import FaultPatch, FaultRequest, parse_body
+from proxy.fault_service import FaultService
 from proxy.http_errors import error_body, http_status
 from proxy.metrics import ProxyMetrics
 

@@ -15,8 +15,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from faults.errors import InvalidInput
 from faults.units import parse_duration
 from proxy.addresses import HostPort, parse_host_port, parse_http_upstream
+from faults import build_fault, build_match
 from faults.errors import InvalidInputs
-from proxy.yamlsource import YamlDocument, format_path, load_yaml_with_positions
+from proxy.fault_requests import FaultRequest, parse_body
+from proxy.yamlsource import YamlDocument, errors_from_validation, load_yaml_with_positions
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 ROUTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -127,21 +129,6 @@ class ProxyConfig(_Frozen):
         return next((r for r in self.routes if r.name == name), None)
 
 
-def pydantic_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[InvalidInput]:
-    """Pydantic's errors as ours: dotted field paths, our wording for unknown keys."""
-    errors = []
-    for err in exc.errors():
-        message = err["msg"].removeprefix("Value error, ")
-        loc = [*prefix, *(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))]
-        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-            message = "unknown key"
-        name, sep, rest = message.partition(": ")
-        if sep and name.isidentifier() and err["type"] == "value_error":
-            loc, message = [*loc, name], rest  # validators write "key: message"
-        errors.append(InvalidInput(message, format_path(loc) if loc else None))
-    return errors
-
-
 def parse_config(doc: YamlDocument) -> ProxyConfig:
     errors = list(doc.errors)
     config = None
@@ -151,10 +138,33 @@ def parse_config(doc: YamlDocument) -> ProxyConfig:
         try:
             config = ProxyConfig.model_validate(doc.data)
         except ValidationError as exc:
-            errors.extend(pydantic_errors(exc))
+            errors.extend(errors_from_validation(exc, doc))
+        raw_routes = doc.data.get("routes") if isinstance(doc.data.get("routes"), list) else []
+        kinds = {r.get("name"): r.get("kind", "http") for r in raw_routes if isinstance(r, Mapping)}
+        errors.extend(_static_fault_errors(doc.data.get("faults") or [], kinds))
     if errors or config is None:
         raise InvalidInputs([doc.locate(e) for e in errors])
     return config
+
+
+def _static_fault_errors(faults: Any, route_kinds: Mapping[Any, Any]) -> list[InvalidInput]:
+    """Check ``faults:`` entries now, so a bad one is reported with its line like any key."""
+    if not isinstance(faults, list):
+        return []
+    errors: list[InvalidInput] = []
+    for index, body in enumerate(faults):
+        try:
+            request = parse_body(FaultRequest, body)
+            if request.route not in route_kinds:
+                raise InvalidInput(f"unknown route {request.route!r}", "route")
+            if route_kinds[request.route] == "http":
+                build_fault(request.type, request.params)
+                build_match(request.match)
+        except InvalidInputs as exc:
+            errors.extend(InvalidInput(e.message, f"faults[{index}].{e.field}" if e.field else f"faults[{index}]") for e in exc.errors)
+        except InvalidInput as exc:
+            errors.append(InvalidInput(exc.message, f"faults[{index}].{exc.field}" if exc.field else f"faults[{index}]"))
+    return errors
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> ProxyConfig:

@@ -13,7 +13,8 @@ from faults.errors import InvalidInput
 from proxy.addresses import parse_host_port
 from proxy.admin import make_admin_app
 from proxy.config import ProxyConfig
-from proxy.fault_service import FaultRequest, FaultService, parse_body
+from proxy.fault_requests import FaultRequest, parse_body
+from proxy.fault_service import FaultService
 from proxy.http_route import HttpRoute
 from proxy.leases import FaultStore
 from proxy.metrics import ProxyMetrics

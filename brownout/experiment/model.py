@@ -1,0 +1,265 @@
+"""The experiment file as typed, frozen objects (DESIGN §4).
+
+Parsed once at the edge by ``brownout.experiment.loader``; after that nothing reads raw
+dicts. Unknown keys are errors. Fault ``params``/``match`` stay mappings here (they travel
+as JSON to the proxy's admin API) but the loader validates them against the fault
+catalogue, and ``FaultStep.build()`` gives the typed fault.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
+
+from brownout.experiment.faultcheck import build_step_fault, layer_of
+from brownout.experiment.load import LoadShape
+from brownout.experiment.types import (
+    Duration, Fraction, InputFile, JsonPathText, NonNegative, PositiveDuration, RelPath, SignalName,
+)
+from faults.catalogue import known_kinds
+from faults.toxics import known_toxics
+
+
+# For editors: every name a fault step may use (HTTP kinds and tcp toxics).
+_FAULT_TYPES = sorted(set(known_kinds()) | set(known_toxics()))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, validate_default=True)
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+class Target(_Model):
+    """The clients' entry point, through the proxy."""
+
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+
+class ProxyRef(_Model):
+    """A Brownout proxy's admin API; ``token`` is never printed or written to reports."""
+
+    admin: str
+    token: str | None = Field(default=None, repr=False)
+
+    @field_validator("admin")
+    @classmethod
+    def _admin(cls, value: str) -> str:
+        return _http_url(value)
+
+
+class Sla(_Model):
+    """Per-window bounds; an absent bound is not checked."""
+
+    latency_p50_ms: NonNegative | None = None
+    latency_p95_ms: NonNegative | None = None
+    latency_p99_ms: NonNegative | None = None
+    error_rate: Fraction | None = None
+    min_throughput: NonNegative | None = None
+    max_dropped_rate: Fraction | None = None
+
+
+class Predictions(_Model):
+    """Prediction quality: golden set, response validity, drift, and labelled metrics."""
+
+    golden: InputFile | None = None
+    score: JsonPathText | None = None
+    tolerance: NonNegative = 1e-3
+    min_agreement: Fraction | None = None
+    max_psi: NonNegative | None = None
+    probe_interval: PositiveDuration = 1.0
+    min_precision: Fraction | None = None
+    min_recall: Fraction | None = None
+    max_brier: Fraction | None = None
+    required_paths: tuple[JsonPathText, ...] = Field(default=(), alias="schema")
+
+    @model_validator(mode="after")
+    def _needs(self) -> Predictions:
+        if self.golden is not None and self.score is None:
+            raise ValueError("golden needs score (the JSON path of the value to compare)")
+        if self.max_psi is not None and self.score is None:
+            raise ValueError("max_psi needs score (the JSON path of the score)")
+        for name in ("min_agreement", "min_precision", "min_recall", "max_brier"):
+            if getattr(self, name) is not None and self.golden is None:
+                raise ValueError(f"{name} needs a golden set")
+        return self
+
+
+class SteadyState(_Model):
+    window: PositiveDuration = 5.0
+    sla: Sla = Field(default_factory=Sla)
+    predictions: Predictions | None = None
+
+
+class FaultStep(_Model):
+    """Inject ``fault`` (an HTTP kind or a tcp toxic type) on ``route`` from ``at`` for ``duration``.
+
+    ``at`` is an offset from the start of the method phase; without ``duration`` the fault
+    stays until the method phase ends. ``proxy`` is an index into ``proxies`` or one of
+    their admin URLs. A toxic's ``params`` are its attributes plus ``stream`` and ``toxicity``.
+    """
+
+    fault: str = Field(json_schema_extra={"enum": _FAULT_TYPES})
+    route: str
+    proxy: int | str = 0
+    at: Duration = 0.0
+    duration: Duration | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    match: dict[str, Any] | None = None
+    seed: int | None = None
+
+    @property
+    def kind(self) -> Literal["fault"]:
+        return "fault"
+
+    @property
+    def is_toxic(self) -> bool:
+        """True when this step is a tcp toxic rather than an HTTP fault kind."""
+        return layer_of(self.fault, self.params) == "tcp"
+
+    def build(self) -> Any:
+        """The validated fault (``faults.Fault``) or toxic (``faults.toxics.Toxic``)."""
+        return build_step_fault(self.fault, self.params)
+
+    def describe(self) -> str:
+        return f"{self.fault}@{self.route}"
+
+
+class ProcessTarget(_Model):
+    """A local process found by its pid file; ``restart`` is a shell command run after ``restart_after``."""
+
+    pidfile: RelPath
+    signal: SignalName = "SIGKILL"
+    restart: str | None = None
+    restart_after: Duration = 0.0
+
+
+class DockerTarget(_Model):
+    """A container, through the Docker Engine API on a unix socket."""
+
+    container: str = Field(min_length=1)
+    action: Literal["kill", "stop", "pause", "restart"] = "kill"
+    signal: SignalName = "SIGKILL"
+    restart_after: Duration | None = None
+    socket: str = "/var/run/docker.sock"
+
+
+class ActionTarget(_Model):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    process: ProcessTarget | None = None
+    docker: DockerTarget | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ActionTarget:
+        if (self.process is None) == (self.docker is None):
+            raise ValueError("give exactly one of 'process' or 'docker'")
+        return self
+
+
+class ActionStep(_Model):
+    """A control-plane action at ``at`` (offset from the method phase's start): ``kill`` a
+    backend through a target adapter (``brownout.targets``)."""
+
+    action: Literal["kill"]
+    target: ActionTarget
+    at: Duration = 0.0
+
+    @property
+    def kind(self) -> Literal["action"]:
+        return "action"
+
+    def describe(self) -> str:
+        if self.target.docker is not None:
+            return f"{self.target.docker.action}@docker:{self.target.docker.container}"
+        pidfile = self.target.process.pidfile if self.target.process is not None else "?"
+        return f"{self.action}@process:{pidfile}"
+
+
+# Tags hold a space so they never collide with a key when errors are located.
+_FAULT_TAG, _ACTION_TAG = "fault step", "action step"
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return _FAULT_TAG if "fault" in value else _ACTION_TAG if "action" in value else None
+    return _FAULT_TAG if isinstance(value, FaultStep) else _ACTION_TAG if isinstance(value, ActionStep) else None
+
+
+MethodStep = Annotated[
+    Annotated[FaultStep, Tag(_FAULT_TAG)] | Annotated[ActionStep, Tag(_ACTION_TAG)],
+    Discriminator(_step_kind, custom_error_type="step_kind",
+                  custom_error_message="a step needs a 'fault' or an 'action' key"),
+]
+
+
+class AbortWhen(_Model):
+    """Safeguards: any window past one of these stops the run at once (exit 2)."""
+
+    error_rate: Fraction | None = None
+    latency_p99_ms: NonNegative | None = None
+
+
+class Recovery(_Model):
+    within: Duration = 30.0
+
+
+class Report(_Model):
+    dir: Path = Path("reports")  # relative to the working directory, not the file
+
+
+class Experiment(_Model):
+    """A whole experiment file."""
+
+    version: Literal[1]
+    title: str = Field(min_length=1)
+    description: str = ""
+    seed: int = 0
+    target: Target
+    proxies: tuple[ProxyRef, ...] = ()
+    load: LoadShape
+    steady_state: SteadyState = Field(default_factory=SteadyState)
+    method: tuple[MethodStep, ...] = ()
+    abort_when: AbortWhen | None = None
+    recovery: Recovery = Field(default_factory=Recovery)
+    report: Report = Field(default_factory=Report)
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        """The file this was loaded from (set by the loader)."""
+        return self._source
+
+    @property
+    def fault_steps(self) -> list[tuple[int, FaultStep]]:
+        return [(i, s) for i, s in enumerate(self.method) if isinstance(s, FaultStep)]
+
+    @property
+    def action_steps(self) -> list[tuple[int, ActionStep]]:
+        return [(i, s) for i, s in enumerate(self.method) if isinstance(s, ActionStep)]
+
+    def proxy_for(self, step: FaultStep) -> ProxyRef:
+        """The proxy a fault step goes to (index or admin URL; the loader checked it exists)."""
+        if isinstance(step.proxy, int):
+            return self.proxies[step.proxy]
+        return next(p for p in self.proxies if p.admin.rstrip("/") == step.proxy.rstrip("/"))
+
+    def redacted(self) -> dict[str, Any]:
+        """JSON-able dump for reports, with proxy tokens hidden."""
+        data = self.model_dump(mode="json", by_alias=True)
+        for proxy in data.get("proxies", []):
+            if proxy.get("token"):
+                proxy["token"] = "***"
+        return data

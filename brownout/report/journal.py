@@ -1,0 +1,186 @@
+"""The run journal: everything a run did and found, as one JSON document (``journal.json``).
+
+Schema (``schema_version`` = ``JOURNAL_SCHEMA_VERSION``); times in ``t``/``start``/``end``
+fields are seconds since the run started, wall-clock times are ISO 8601 UTC:
+
+```
+schema_version   int
+brownout_version str
+status           {outcome: held|deviated|aborted|baseline_failed|invalid|could_not_run|interrupted,
+                  exit_code: 0|1|2|3|4|130, reason: str}
+experiment       {source: path|null, title, seed, definition: the experiment as loaded
+                  (durations in seconds, paths resolved, proxy tokens shown as "***")}
+started_at, ended_at   ISO 8601 UTC;  duration_s  float
+timeline         [{t, event, detail{}}]                  phase changes, injections, aborts, ...
+injections       [{id, step, kind: fault|action, name, target, proxy, planned_at, planned_until,
+                   started_at, ended_at, params{}, removed: bool, error}]
+windows          [{index, phase, start, end, active_faults[], ok,
+                   stats{index, start, end, sent, errors, dropped, statuses{}, error_rate,
+                         dropped_rate, throughput_rps, p50_ms, p95_ms, p99_ms, max_ms, mean_ms},
+                   quality{responses, invalid, valid_rate, problems{}, scores, probes,
+                           agreement, psi, precision, recall, brier},
+                   verdicts[verdict], abort[verdict]}]
+verdicts         [verdict]   every window verdict, flat:
+                 {phase, window, start, end, sli, comparison: "<="|">=", bound, value, ok,
+                  active_faults[], message}
+phases           [{phase, windows, held, stats{...}, quality{...}}]
+checks           [{name, phase, sli, comparison, bound, windows, ok, failures[verdict], message}]
+recovery         {faults_ended_at, within, deadline, recovered, time_to_recover_s} | null
+extra            {}   runner additions (stress breaking points, edge-case findings, ...)
+```
+Values that could not be measured (no requests in a window) are ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from brownout.exit_codes import ExitCode, Outcome, exit_code_for_outcome
+from brownout.experiment.model import Experiment
+from brownout.steady.checker import PhaseResult, WindowResult
+from brownout.steady.verdicts import Check, RecoveryResult
+from faults.errors import InvalidInput
+
+JOURNAL_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    t: float
+    event: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Injection:
+    """One fault or action of the method, planned and as it happened."""
+
+    id: str
+    step: int
+    kind: Literal["fault", "action"]
+    name: str                      # fault type, or the action (kill, stop, pause, restart)
+    target: str                    # route, container or pid file
+    planned_at: float
+    planned_until: float | None = None
+    proxy: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    removed: bool = False
+    error: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.name}@{self.target}"
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What the runner hands to the journal, the JUnit writer and the summary."""
+
+    experiment: Experiment | None
+    outcome: Outcome
+    reason: str
+    started_at: datetime
+    ended_at: datetime
+    timeline: Sequence[TimelineEvent] = ()
+    windows: Sequence[WindowResult] = ()
+    phases: Sequence[PhaseResult] = ()
+    checks: Sequence[Check] = ()
+    injections: Sequence[Injection] = ()
+    recovery: RecoveryResult | None = None
+    source: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return exit_code_for_outcome(self.outcome)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds()
+
+    @property
+    def source_text(self) -> str:
+        if self.source:
+            return self.source
+        exp = self.experiment
+        return str(exp.source) if exp is not None and exp.source is not None else ""
+
+    @property
+    def title(self) -> str:
+        return self.experiment.title if self.experiment is not None else (self.source or "experiment")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("brownout")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN/Infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def journal_dict(report: RunReport) -> dict[str, Any]:
+    exp = report.experiment
+    source = report.source_text or None
+    return _clean({
+        "schema_version": JOURNAL_SCHEMA_VERSION,
+        "brownout_version": _version(),
+        "status": {"outcome": report.outcome.value, "exit_code": int(report.exit_code), "reason": report.reason},
+        "experiment": {
+            "source": source, "title": report.title, "seed": exp.seed if exp is not None else None,
+            "definition": exp.redacted() if exp is not None else None,
+        },
+        "started_at": report.started_at.isoformat(),
+        "ended_at": report.ended_at.isoformat(),
+        "duration_s": report.duration_s,
+        "timeline": [{"t": e.t, "event": e.event, "detail": dict(e.detail)} for e in report.timeline],
+        "injections": [
+            {"id": i.id, "step": i.step, "kind": i.kind, "name": i.name, "target": i.target, "proxy": i.proxy,
+             "planned_at": i.planned_at, "planned_until": i.planned_until, "started_at": i.started_at,
+             "ended_at": i.ended_at, "params": dict(i.params), "removed": i.removed, "error": i.error}
+            for i in report.injections
+        ],
+        "windows": [w.as_dict() for w in report.windows],
+        "verdicts": [v.as_dict() for w in report.windows for v in w.verdicts],
+        "phases": [p.as_dict() for p in report.phases],
+        "checks": [c.as_dict() for c in report.checks],
+        "recovery": report.recovery.as_dict() if report.recovery is not None else None,
+        "extra": dict(report.extra),
+    })
+
+
+def write_journal(report: RunReport, path: Path) -> Path:
+    """Write atomically (temp file, then rename) so a crash never leaves half a journal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(journal_dict(report), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_journal(path: Path) -> dict[str, Any]:
+    """Read a journal back; refuse one of another schema version."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read journal: {exc}", source=str(path)) from None
+    if not isinstance(data, dict) or data.get("schema_version") != JOURNAL_SCHEMA_VERSION:
+        raise InvalidInput(f"not a journal of schema version {JOURNAL_SCHEMA_VERSION}", "schema_version", source=str(path))
+    return data

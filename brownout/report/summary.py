@@ -1,0 +1,90 @@
+"""The terminal summary printed at the end of a run: verdict first, then the evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from brownout.exit_codes import Outcome
+from brownout.report.journal import RunReport
+
+_HEADLINE = {
+    Outcome.HELD: "HELD: the SLA was met before, during and after the faults",
+    Outcome.DEVIATED: "DEVIATED: the SLA or prediction quality was violated",
+    Outcome.ABORTED: "ABORTED by a safeguard (abort_when)",
+    Outcome.BASELINE_FAILED: "ABORTED: the steady state did not hold before any fault (baseline)",
+    Outcome.INVALID: "INVALID INPUT",
+    Outcome.COULD_NOT_RUN: "COULD NOT RUN",
+    Outcome.INTERRUPTED: "INTERRUPTED (cleanup done)",
+}
+_GOOD = {Outcome.HELD}
+_COLUMNS = ("phase", "windows", "sent", "err%", "drop%", "rps", "p50ms", "p95ms", "p99ms", "agree", "psi")
+
+
+def _num(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
+    return "-" if value is None else f"{value * scale:.{digits}f}"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+            for r in rows]
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\033[{code}m{text}\033[0m" if color else text
+
+
+def render_summary(report: RunReport, *, paths: Mapping[str, Path] | None = None, color: bool = False) -> str:
+    lines: list[str] = []
+    headline = _HEADLINE[report.outcome]
+    lines.append(_paint(f"{headline} (exit {int(report.exit_code)})", "32;1" if report.outcome in _GOOD else "31;1", color))
+    lines.append(f"  {report.title}")
+    source = report.source_text
+    meta = [f"ran {report.duration_s:.1f}s"]
+    if source:
+        meta.insert(0, source)
+    if report.experiment is not None:
+        meta.append(f"seed {report.experiment.seed}")
+    lines.append("  " + ", ".join(meta))
+    if report.reason and report.outcome not in _GOOD:
+        lines.append(f"  reason: {report.reason}")
+
+    if report.phases:
+        rows: list[tuple[str, ...]] = [_COLUMNS]
+        for p in report.phases:
+            s, q = p.stats, p.quality
+            rows.append((p.phase, str(p.windows), str(s.sent), _num(s.error_rate, 100, 2), _num(s.dropped_rate, 100, 2),
+                         _num(s.throughput_rps), _num(s.p50_ms), _num(s.p95_ms), _num(s.p99_ms),
+                         _num(q.agreement, 100, 1), _num(q.psi, 1, 3)))
+        lines += ["", *_table(rows)]
+
+    if report.checks:
+        failed = [c for c in report.checks if not c.ok]
+        lines += ["", f"  checks: {len(report.checks) - len(failed)} passed, {len(failed)} failed"]
+        for c in failed:
+            lines.append(_paint(f"  FAIL {c.message()}", "31", color))
+
+    if report.recovery is not None:
+        rec = report.recovery
+        if rec.recovered:
+            lines.append(f"  recovery: SLA held again {rec.time_to_recover_s:g}s after the faults ended (within {rec.within:g}s)")
+        else:
+            took = "not in the windows observed" if rec.time_to_recover_s is None else f"after {rec.time_to_recover_s:g}s"
+            lines.append(_paint(f"  recovery: FAILED, within {rec.within:g}s required, recovered {took}", "31", color))
+
+    aborts = [v for w in report.windows for v in w.abort]
+    if aborts:
+        lines.append(_paint(f"  safeguard: {aborts[0].message()}", "31", color))
+
+    if report.injections:
+        lines += ["", "  injections:"]
+        for i in report.injections:
+            when = f"{i.started_at:g}s" if i.started_at is not None else f"planned {i.planned_at:g}s"
+            until = f"–{i.ended_at:g}s" if i.ended_at is not None else ""
+            state = f"FAILED: {i.error}" if i.error else ("removed" if i.removed else "")
+            lines.append(f"    {i.id:<10} {i.describe():<32} {when}{until} {state}".rstrip())
+
+    if paths:
+        lines += ["", "  reports: " + ", ".join(str(p) for p in paths.values())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,10 @@
+"""Steady state: windows of records, prediction quality, verdicts against the SLA, the checker."""
+
+from brownout.steady.checker import PhaseResult, SteadyStateChecker, WindowResult
+from brownout.steady.golden import GoldenProber, GoldenSet, ProbeResult, load_golden
+from brownout.steady.verdicts import BASELINE, METHOD, RECOVERY, Check, RecoveryResult, Verdict, build_checks, decide_outcome
+
+__all__ = [
+    "BASELINE", "METHOD", "RECOVERY", "Check", "GoldenProber", "GoldenSet", "PhaseResult", "ProbeResult",
+    "RecoveryResult", "SteadyStateChecker", "Verdict", "WindowResult", "build_checks", "decide_outcome", "load_golden",
+]

@@ -1,0 +1,229 @@
+"""The steady-state checker: records and golden probes in, window results and verdicts out.
+
+The runner feeds records (``feed``) and probe results (``feed_probe``) as they arrive and
+closes windows in order once their answers are in (``close_due`` with a grace of the
+request timeout, or ``close_window``). It says which phase a window belongs to and which
+faults were active; the checker knows nothing of the timeline. Records of a window already
+closed are counted in ``late`` and otherwise ignored.
+
+Drift (PSI) compares against the scores of the windows closed as ``baseline``. A window's
+PSI is taken over the most recent scores of its phase (up to ``DRIFT_POOL``, this window's
+and the phase's previous ones), and only with ``MIN_DRIFT_SAMPLES`` or more: PSI over a few
+dozen scores is noise. Phases pool their windows: one histogram, all probes, a reservoir
+of scores.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from brownout.experiment.model import AbortWhen, SteadyState
+from brownout.records import RequestRecord
+from brownout.steady.golden import ProbeOutcome, ProbeResult, agreement_rate, judge_probe
+from brownout.steady.quality import (
+    DRIFT_POOL, MIN_DRIFT_SAMPLES, PsiReference, Reservoir, QualityStats, ResponseCheck, brier, check_response, precision_recall,
+)
+from brownout.steady.verdicts import (
+    BASELINE, RECOVERY, Check, RecoveryResult, Verdict, build_checks, evaluate_abort, evaluate_sla,
+)
+from brownout.steady.windows import WindowAccumulator, WindowGrid, WindowStats
+from faults.jsonpath import compile_path
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    phase: str
+    stats: WindowStats
+    quality: QualityStats
+    active_faults: tuple[str, ...]
+    verdicts: tuple[Verdict, ...]
+    abort: tuple[Verdict, ...]  # safeguards breached: the runner stops the run
+
+    @property
+    def index(self) -> int:
+        return self.stats.index
+
+    @property
+    def ok(self) -> bool:
+        return all(v.ok for v in self.verdicts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "phase": self.phase, "start": self.stats.start, "end": self.stats.end,
+                "active_faults": list(self.active_faults), "ok": self.ok, "stats": self.stats.as_dict(),
+                "quality": self.quality.as_dict(), "verdicts": [v.as_dict() for v in self.verdicts],
+                "abort": [v.as_dict() for v in self.abort]}
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """A phase's windows merged: one set of statistics over the whole phase."""
+
+    phase: str
+    windows: int
+    held: bool
+    stats: WindowStats
+    quality: QualityStats
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"phase": self.phase, "windows": self.windows, "held": self.held,
+                "stats": self.stats.as_dict(), "quality": self.quality.as_dict()}
+
+
+@dataclass
+class _Quality:
+    responses: int = 0
+    problems: Counter[str] = field(default_factory=Counter)
+    scores: list[float] = field(default_factory=list)
+    outcomes: list[ProbeOutcome] = field(default_factory=list)
+    reservoir: Reservoir = field(default_factory=Reservoir)
+
+    def add(self, check: ResponseCheck) -> None:
+        self.responses += 1
+        if check.problem is not None:
+            self.problems[check.problem] += 1
+        self.scores.extend(check.scores)
+
+    def merge(self, other: _Quality) -> None:
+        """Pool a window into a phase (scores into the phase's reservoir)."""
+        self.responses += other.responses
+        self.problems.update(other.problems)
+        self.reservoir.extend(other.scores)
+        self.scores = self.reservoir.values
+        self.outcomes += other.outcomes
+
+    def finish(self, reference: PsiReference | None, drift_sample: Sequence[float] | None = None) -> QualityStats:
+        labelled = [(o.score, o.label) for o in self.outcomes if o.label is not None and o.score is not None]
+        scores, labels = [s for s, _ in labelled], [y for _, y in labelled]
+        precision, recall = precision_recall(scores, labels) if labelled else (None, None)
+        sample = self.scores if drift_sample is None else drift_sample
+        drift = reference.psi(sample) if reference is not None and len(sample) >= MIN_DRIFT_SAMPLES else None
+        return QualityStats(
+            responses=self.responses, invalid=sum(self.problems.values()),
+            problems=tuple(self.problems.most_common()), scores=self.reservoir.seen or len(self.scores),
+            probes=len(self.outcomes),
+            agreement=agreement_rate(self.outcomes), psi=drift, precision=precision, recall=recall,
+            brier=brier(scores, labels),
+        )
+
+
+class SteadyStateChecker:
+    def __init__(self, steady: SteadyState, abort_when: AbortWhen | None = None, *, origin: float = 0.0) -> None:
+        self.steady = steady
+        self.abort_when = abort_when
+        self.grid = WindowGrid(steady.window, origin)
+        predictions = steady.predictions
+        self._predictions = predictions
+        self._score = compile_path(predictions.score) if predictions and predictions.score else None
+        self._required = tuple(compile_path(p) for p in predictions.required_paths) if predictions else ()
+        self._open: dict[int, tuple[WindowAccumulator, _Quality]] = {}
+        self._next = 0  # the lowest window index not closed yet
+        self._baseline_scores = Reservoir()
+        self._reference: PsiReference | None = None
+        self._phases: dict[str, tuple[WindowAccumulator, _Quality]] = {}
+        self._drift_pool: deque[float] = deque(maxlen=DRIFT_POOL)
+        self._drift_phase: str | None = None
+        self.late = 0
+        self.results: list[WindowResult] = []
+
+    # -- input
+
+    def _window(self, t: float) -> tuple[WindowAccumulator, _Quality] | None:
+        index = self.grid.index_of(t)
+        if index < self._next:
+            self.late += 1
+            return None
+        if index not in self._open:
+            self._open[index] = (WindowAccumulator(index, *self.grid.bounds(index)), _Quality())
+        return self._open[index]
+
+    def feed(self, record: RequestRecord) -> None:
+        slot = self._window(record.scheduled_at)
+        if slot is None:
+            return
+        slot[0].add(record)
+        # Prediction checks apply to answers to normal requests; edge cases expect 4xx.
+        if (self._predictions is not None and record.edge_case is None and 200 <= record.status < 300
+                and record.body is not None):
+            slot[1].add(check_response(record.body, self._required, self._score))
+
+    def feed_probe(self, probe: ProbeResult) -> ProbeOutcome | None:
+        if self._score is None or self._predictions is None:
+            return None
+        slot = self._window(probe.at)
+        outcome = judge_probe(probe, self._score, self._predictions.tolerance)
+        if slot is not None:
+            slot[1].outcomes.append(outcome)
+        return outcome
+
+    # -- windows
+
+    def close_window(self, index: int, *, phase: str, active_faults: Sequence[str] = ()) -> WindowResult:
+        """Close window ``index`` (and, empty, any skipped before it); return its result."""
+        while self._next < index:
+            self.close_window(self._next, phase=phase, active_faults=active_faults)
+        acc, quality = self._open.pop(index, None) or (WindowAccumulator(index, *self.grid.bounds(index)), _Quality())
+        self._next = max(self._next, index + 1)
+        if phase != BASELINE and self._reference is None and len(self._baseline_scores) >= MIN_DRIFT_SAMPLES:
+            self._reference = PsiReference.from_baseline(self._baseline_scores.values)
+        if phase != self._drift_phase:
+            self._drift_pool.clear()
+            self._drift_phase = phase
+        self._drift_pool.extend(quality.scores)
+        stats = acc.stats()
+        qstats = quality.finish(self._reference if phase != BASELINE else None, list(self._drift_pool))
+        if phase == BASELINE:
+            self._baseline_scores.extend(quality.scores)
+        self._pool(phase, acc, quality)
+        faults = tuple(active_faults)
+        verdicts = evaluate_sla(stats, qstats, self.steady.sla, self._predictions, phase=phase,
+                                active_faults=faults, window=index)
+        abort = evaluate_abort(stats, self.abort_when, phase=phase, active_faults=faults, window=index)
+        result = WindowResult(phase, stats, qstats, faults, tuple(verdicts), tuple(abort))
+        self.results.append(result)
+        return result
+
+    def close_due(self, now: float, *, grace: float, phase_of: Callable[[float, float], str],
+                  faults_of: Callable[[float, float], Sequence[str]]) -> list[WindowResult]:
+        """Close every window that ended at least ``grace`` seconds before ``now``."""
+        closed = []
+        while self.grid.bounds(self._next)[1] + grace <= now:
+            start, end = self.grid.bounds(self._next)
+            closed.append(self.close_window(self._next, phase=phase_of(start, end), active_faults=faults_of(start, end)))
+        return closed
+
+    def _pool(self, phase: str, acc: WindowAccumulator, quality: _Quality) -> None:
+        if phase not in self._phases:
+            self._phases[phase] = (WindowAccumulator(-1, acc.start, acc.end), _Quality())
+        pooled, pooled_quality = self._phases[phase]
+        pooled.merge(acc)
+        pooled_quality.merge(quality)
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        return [v for r in self.results for v in r.verdicts]
+
+    # -- summaries
+
+    def phase_results(self) -> list[PhaseResult]:
+        """Per phase: windows merged (histograms added, probes and scores pooled)."""
+        out = []
+        for phase, (acc, quality) in self._phases.items():
+            rs = [r for r in self.results if r.phase == phase]
+            reference = self._reference if phase != BASELINE else None
+            out.append(PhaseResult(phase, len(rs), all(r.ok for r in rs), acc.stats(), quality.finish(reference)))
+        return out
+
+    def recovery(self, faults_ended_at: float, within: float) -> RecoveryResult:
+        """Time to recover: from the faults' end to the end of the last failing recovery window."""
+        rs = [r for r in self.results if r.phase == RECOVERY]
+        if not rs or not rs[-1].ok:
+            return RecoveryResult(faults_ended_at, within, False, None)
+        failing_ends = [r.stats.end for r in rs if not r.ok]
+        took = max(0.0, max(failing_ends) - faults_ended_at) if failing_ends else 0.0
+        return RecoveryResult(faults_ended_at, within, took <= within + 1e-9, took)
+
+    def checks(self, recovery: RecoveryResult | None = None) -> list[Check]:
+        return build_checks(self.verdicts, recovery)

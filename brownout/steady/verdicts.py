@@ -1,0 +1,212 @@
+"""Verdicts (one SLI of one window against its bound) and SLA checks (one SLI of one phase).
+
+A verdict names the window, the SLI, the bound, the value and the faults active then. A
+check gathers a phase's verdicts for one SLI; it fails when any of them failed (in the
+recovery phase, only windows that end after the recovery deadline count). Checks become JUnit test
+cases; the outcome of a run follows from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from brownout.exit_codes import Outcome
+from brownout.experiment.model import AbortWhen, Predictions, Sla
+from brownout.steady.quality import QualityStats
+from brownout.steady.windows import WindowStats
+
+Comparison = Literal["<=", ">="]
+
+BASELINE, METHOD, RECOVERY = "baseline", "method", "recovery"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    phase: str
+    window_index: int | None
+    window_start: float
+    window_end: float
+    sli: str
+    bound: float
+    value: float | None
+    ok: bool
+    comparison: Comparison = "<="
+    active_faults: tuple[str, ...] = ()
+
+    @property
+    def window(self) -> str:
+        span = f"{self.window_start:g}s–{self.window_end:g}s"
+        return f"window {self.window_index} ({span})" if self.window_index is not None else f"{self.phase} ({span})"
+
+    def message(self) -> str:
+        """``window 7 (35s–40s, method): latency_p99_ms = 412.3, bound <= 250: violated; faults active: …``"""
+        state = "ok" if self.ok else "violated"
+        faults = ", ".join(self.active_faults) if self.active_faults else "none"
+        where = self.window.replace(")", f", {self.phase})", 1) if self.window_index is not None else self.window
+        return (f"{where}: {self.sli} = {_fmt(self.value)}, bound {self.comparison} {self.bound:g}: {state}; "
+                f"faults active: {faults}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase, "window": self.window_index, "start": self.window_start,
+            "end": self.window_end, "sli": self.sli, "comparison": self.comparison, "bound": self.bound,
+            "value": self.value, "ok": self.ok, "active_faults": list(self.active_faults),
+            "message": self.message(),
+        }
+
+
+@dataclass(frozen=True)
+class Sli:
+    """An SLI: its name, the key of its bound, the direction, and where its value comes from."""
+
+    name: str
+    bound_key: str
+    comparison: Comparison
+    value: Callable[[WindowStats, QualityStats], float | None]
+
+
+SLA_SLIS: tuple[Sli, ...] = (
+    Sli("latency_p50_ms", "latency_p50_ms", "<=", lambda w, q: w.p50_ms),
+    Sli("latency_p95_ms", "latency_p95_ms", "<=", lambda w, q: w.p95_ms),
+    Sli("latency_p99_ms", "latency_p99_ms", "<=", lambda w, q: w.p99_ms),
+    Sli("error_rate", "error_rate", "<=", lambda w, q: w.error_rate),
+    Sli("throughput_rps", "min_throughput", ">=", lambda w, q: w.throughput_rps),
+    Sli("dropped_rate", "max_dropped_rate", "<=", lambda w, q: w.dropped_rate),
+)
+PREDICTION_SLIS: tuple[Sli, ...] = (
+    Sli("golden_agreement", "min_agreement", ">=", lambda w, q: q.agreement),
+    Sli("score_psi", "max_psi", "<=", lambda w, q: q.psi),
+    Sli("precision", "min_precision", ">=", lambda w, q: q.precision),
+    Sli("recall", "min_recall", ">=", lambda w, q: q.recall),
+    Sli("brier", "max_brier", "<=", lambda w, q: q.brier),
+)
+# Every response must be valid JSON with the required paths and finite numbers.
+VALID_RESPONSES = Sli("valid_responses", "", ">=", lambda w, q: q.valid_rate)
+ABORT_SLIS: tuple[Sli, ...] = (
+    Sli("error_rate", "error_rate", "<=", lambda w, q: w.error_rate),
+    Sli("latency_p99_ms", "latency_p99_ms", "<=", lambda w, q: w.p99_ms),
+)
+
+
+def _judge(sli: Sli, bound: float, stats: WindowStats, quality: QualityStats, phase: str,
+           faults: Sequence[str], window: int | None) -> Verdict | None:
+    value = sli.value(stats, quality)
+    if value is None:
+        return None  # no data for this SLI in this window (no requests, no probes, ...)
+    ok = value <= bound + 1e-12 if sli.comparison == "<=" else value >= bound - 1e-12
+    return Verdict(phase, window, stats.start, stats.end, sli.name, bound, value, ok, sli.comparison, tuple(faults))
+
+
+def evaluate_sla(stats: WindowStats, quality: QualityStats, sla: Sla, predictions: Predictions | None, *,
+                 phase: str, active_faults: Sequence[str] = (), window: int | None = None) -> list[Verdict]:
+    """Verdicts for every bound the experiment sets that has data in this window."""
+    out: list[Verdict] = []
+    for sli in SLA_SLIS:
+        bound = getattr(sla, sli.bound_key)
+        if bound is not None and (v := _judge(sli, bound, stats, quality, phase, active_faults, window)):
+            out.append(v)
+    if predictions is not None:
+        if v := _judge(VALID_RESPONSES, 1.0, stats, quality, phase, active_faults, window):
+            out.append(v)
+        for sli in PREDICTION_SLIS:
+            bound = getattr(predictions, sli.bound_key)
+            if bound is not None and (v := _judge(sli, bound, stats, quality, phase, active_faults, window)):
+                out.append(v)
+    return out
+
+
+def evaluate_abort(stats: WindowStats, abort_when: AbortWhen | None, *, phase: str,
+                   active_faults: Sequence[str] = (), window: int | None = None) -> list[Verdict]:
+    """The safeguards this window breaches (empty: carry on)."""
+    if abort_when is None:
+        return []
+    empty = QualityStats()
+    out = []
+    for sli in ABORT_SLIS:
+        bound = getattr(abort_when, sli.bound_key)
+        if bound is not None and (v := _judge(sli, bound, stats, empty, phase, active_faults, window)) and not v.ok:
+            out.append(v)
+    return out
+
+
+@dataclass(frozen=True)
+class RecoveryResult:
+    """Did the SLA hold again within ``within`` of the faults ending, and how soon."""
+
+    faults_ended_at: float
+    within: float
+    recovered: bool
+    time_to_recover_s: float | None  # None: never recovered in the windows seen
+
+    @property
+    def deadline(self) -> float:
+        return self.faults_ended_at + self.within
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"faults_ended_at": self.faults_ended_at, "within": self.within, "deadline": self.deadline,
+                "recovered": self.recovered, "time_to_recover_s": self.time_to_recover_s}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One SLA check: an SLI over a phase. Fails when a counted window failed."""
+
+    phase: str
+    sli: str
+    comparison: Comparison
+    bound: float
+    windows: int
+    failures: tuple[Verdict, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def name(self) -> str:
+        return f"{self.phase}: {self.sli} {self.comparison} {self.bound:g}"
+
+    def message(self) -> str:
+        if self.ok:
+            return f"{self.name}: held in {self.windows} window(s)"
+        worst = self.failures[0]
+        return f"{self.name}: violated in {len(self.failures)} of {self.windows} window(s); first: {worst.message()}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "phase": self.phase, "sli": self.sli, "comparison": self.comparison,
+                "bound": self.bound, "windows": self.windows, "ok": self.ok,
+                "failures": [f.as_dict() for f in self.failures], "message": self.message()}
+
+
+def build_checks(verdicts: Sequence[Verdict], recovery: RecoveryResult | None = None) -> list[Check]:
+    """Group window verdicts into checks, in phase order then first appearance."""
+    groups: dict[tuple[str, str], list[Verdict]] = {}
+    for v in verdicts:
+        if v.window_index is not None:
+            groups.setdefault((v.phase, v.sli), []).append(v)
+    order = {BASELINE: 0, METHOD: 1, RECOVERY: 2}
+    checks = []
+    for (phase, sli), vs in sorted(groups.items(), key=lambda kv: order.get(kv[0][0], 3)):
+        counted = vs
+        if phase == RECOVERY and recovery is not None:
+            counted = [v for v in vs if v.window_end > recovery.deadline + 1e-9]
+        failures = tuple(v for v in counted if not v.ok)
+        checks.append(Check(phase, sli, vs[0].comparison, vs[0].bound, len(vs), failures))
+    return checks
+
+
+def decide_outcome(checks: Sequence[Check], *, aborted: bool, recovery: RecoveryResult | None = None) -> Outcome:
+    """Aborted → ABORTED; a failed baseline → BASELINE_FAILED; any failure → DEVIATED; else HELD."""
+    if aborted:
+        return Outcome.ABORTED
+    if any(not c.ok for c in checks if c.phase == BASELINE):
+        return Outcome.BASELINE_FAILED
+    if any(not c.ok for c in checks) or (recovery is not None and not recovery.recovered):
+        return Outcome.DEVIATED
+    return Outcome.HELD
