@@ -1,0 +1,59 @@
+"""``brownout load``: flags, live output, summary and exit codes (run in-process through argparse)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+
+import pytest
+
+from brownout.commands import load
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="brownout")
+    load.register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["load", *argv])
+
+
+def test_constant_load_prints_a_summary_and_exits_0(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = _args(f"{server}/ok/cli", "--rate", "100", "--duration", "1.2s", "--sla-p99", "500",
+                 "--max-error-rate", "0.01")
+    assert args.handler is load.run and load.run(args) == 0
+    out = capsys.readouterr().out
+    assert "120 scheduled, 120 sent, 0 dropped" in out and "SLA       met" in out
+    assert "[0:01/0:01] rate" in out  # not a TTY: one plain line per window
+
+
+def test_violated_sla_exits_1_and_json_output(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = _args(f"{server}/delay/0.05", "--rate", "50", "--duration", "0.5", "--sla-p99", "10", "--json")
+    assert load.run(args) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["scheduled"] == 25 and result["sla_breaches"][0].startswith("latency_p99_ms")
+
+
+def test_invalid_input_exits_3_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert load.run(_args("http://127.0.0.1:9/", "--rate", "10", "--peak", "50", "--duration", "1")) == 3
+    assert "--peak: does not apply to shape 'constant'" in capsys.readouterr().err
+    assert load.run(_args("ftp://x/", "--rate", "10", "--duration", "1")) == 3
+    assert load.run(_args("http://127.0.0.1:9/", "--shape", "stress", "--rate", "10", "--step", "5",
+                          "--step-duration", "1", "--max", "20")) == 3
+    assert "needs --sla-p99" in capsys.readouterr().err
+    assert load.run(_args("http://127.0.0.1:9/", "--rate", "1", "--duration", "1", "--edge-case", "bogus=0.1")) == 3
+
+
+def test_unreachable_target_exits_4(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound, not listening: refused
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/"
+        assert load.run(_args(url, "--rate", "10", "--duration", "1")) == 4
+    assert "cannot connect" in capsys.readouterr().err
+
+
+def test_stress_reports_the_breaking_point(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = _args(f"{server}/delay/0.03", "--shape", "stress", "--rate", "20", "--step", "20", "--step-duration",
+                 "0.5", "--max", "40", "--sla-p99", "1")
+    assert load.run(args) == 1  # even the first step broke a 1 ms bound against a 30 ms server
+    out = capsys.readouterr().out
+    assert "step 20/s" in out and "BROKE: latency_p99_ms" in out and "nothing (the first step broke)" in out
