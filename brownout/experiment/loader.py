@@ -186,7 +186,7 @@ def _proxy_errors(exp: Experiment, i: int, step: FaultStep) -> list[InvalidInput
         if not 0 <= step.proxy < len(exp.proxies):
             return [InvalidInput(f"no proxy {step.proxy}: 'proxies' has {len(exp.proxies)}", where)]
         return []
-    known = [p.admin.rstrip("/") for p in exp.proxies]
+    known = [p.url.rstrip("/") for p in exp.proxies]
     if step.proxy.rstrip("/") not in known:
         return [InvalidInput(f"{step.proxy!r} is not one of the proxies' admin URLs: {', '.join(known)}", where)]
     return []

@@ -48,15 +48,29 @@ class Target(_Model):
 
 
 class ProxyRef(_Model):
-    """A Brownout proxy's admin API; ``token`` is never printed or written to reports."""
+    """A Brownout proxy's admin API, or (``toxiproxy:``) an external Toxiproxy server's API.
 
-    admin: str
+    ``token`` is never printed or written to reports.
+    """
+
+    admin: str | None = None
+    toxiproxy: str | None = None
     token: str | None = Field(default=None, repr=False)
 
-    @field_validator("admin")
+    @field_validator("admin", "toxiproxy")
     @classmethod
-    def _admin(cls, value: str) -> str:
-        return _http_url(value)
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @model_validator(mode="after")
+    def _one(self) -> ProxyRef:
+        if (self.admin is None) == (self.toxiproxy is None):
+            raise ValueError("give exactly one of 'admin' (a Brownout proxy) or 'toxiproxy' (an external Toxiproxy server)")
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.admin or self.toxiproxy or ""
 
 
 class Sla(_Model):
@@ -98,6 +112,7 @@ class Predictions(_Model):
 
 class SteadyState(_Model):
     window: PositiveDuration = 5.0
+    baseline: PositiveDuration | None = None  # steady state before any fault; default 2 windows
     sla: Sla = Field(default_factory=Sla)
     predictions: Predictions | None = None
 
@@ -254,7 +269,7 @@ class Experiment(_Model):
         """The proxy a fault step goes to (index or admin URL; the loader checked it exists)."""
         if isinstance(step.proxy, int):
             return self.proxies[step.proxy]
-        return next(p for p in self.proxies if p.admin.rstrip("/") == step.proxy.rstrip("/"))
+        return next(p for p in self.proxies if p.url.rstrip("/") == step.proxy.rstrip("/"))
 
     def redacted(self) -> dict[str, Any]:
         """JSON-able dump for reports, with proxy tokens hidden."""

@@ -9,6 +9,7 @@ else must be equal. ``label`` (0/1, optional) enables precision/recall/Brier.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import math
 import time
@@ -180,7 +181,7 @@ class GoldenProber:
     golden: GoldenSet
     interval: float
     clock: Callable[[], float]
-    on_result: Callable[[ProbeResult], Awaitable[None] | None]
+    on_result: Callable[[ProbeResult], Awaitable[None] | object]
     timeout: float = 10.0
     _next: int = field(default=0, init=False)
 
@@ -205,7 +206,7 @@ class GoldenProber:
         while not stop.is_set():
             result = await self.probe_once()
             maybe = self.on_result(result)
-            if maybe is not None:
+            if inspect.isawaitable(maybe):
                 await maybe
             try:
                 await asyncio.wait_for(stop.wait(), self.interval)

@@ -1,0 +1,257 @@
+"""The run lifecycle (DESIGN §4): validate → preflight → baseline → method → cleanup → recovery → report.
+
+Time runs on one axis, "run seconds": the baseline occupies [0, B), the method starts at B
+(fault offsets count from there), recovery is watched after the last fault ends. The
+baseline is its own load run, so nothing is injected until it has been judged. Cleanup is
+unconditional (``finally``): every fault this run added is removed and every action undone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+
+from brownout.exit_codes import Outcome, outcome_for
+from brownout.experiment.model import Experiment
+from brownout.liveview import LiveView
+from brownout.load.generator import run_load
+from brownout.load.payloads import PayloadSource
+from brownout.load.shapes import Shape, StressShape
+from brownout.records import RequestRecord
+from brownout.report.journal import RunReport, TimelineEvent
+from brownout.runner.plan import Plan, build_plan
+from brownout.runner.preflight import check_proxies, check_target
+from brownout.runner.progress import Progress
+from brownout.runner.shape import HeldTail, baseline_shape
+from brownout.steady.checker import SteadyStateChecker, WindowResult
+from brownout.steady.golden import GoldenProber, load_golden
+from brownout.steady.verdicts import BASELINE, METHOD, RECOVERY, decide_outcome
+from faults.errors import BrownoutError
+
+log = structlog.get_logger("brownout.runner")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    lease_s: float = 30.0
+    view: LiveView | None = None  # None: no live view (tests, --quiet)
+
+
+class _Stopped(Exception):
+    """The run stops early: a safeguard fired or the baseline failed."""
+
+    def __init__(self, outcome: Outcome, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome, self.reason = outcome, reason
+
+
+@dataclass
+class _Run:
+    experiment: Experiment
+    plan: Plan
+    options: RunOptions
+    checker: SteadyStateChecker
+    progress: Progress | None
+    events: list[TimelineEvent] = field(default_factory=list)
+    t0: float = field(default_factory=time.monotonic)  # run second 0, on the monotonic clock
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def event(self, name: str, **detail: Any) -> None:
+        self.events.append(TimelineEvent(round(self.now(), 3), name, detail))
+        log.info(name, **detail)
+
+
+async def run_experiment(experiment: Experiment, options: RunOptions = RunOptions()) -> RunReport:
+    """Run ``experiment`` to the end and return its report; never leaves a fault behind."""
+    started = datetime.now(UTC)
+    steady = experiment.steady_state
+    baseline_s = steady.baseline if steady.baseline is not None else 2 * steady.window
+    plan = build_plan(experiment, lease=options.lease_s, baseline_s=baseline_s)
+    checker = SteadyStateChecker(steady, experiment.abort_when)
+    progress = Progress(options.view, plan.total_s) if options.view is not None else None
+    run = _Run(experiment, plan, options, checker, progress)
+    outcome, reason, recovery, extra = Outcome.COULD_NOT_RUN, "", None, {}
+    try:
+        async with plan.clients(), aiohttp.ClientSession() as session:
+            try:
+                await check_target(session, experiment.target.url)
+                await check_proxies(experiment, plan.admin_clients)
+                run.event("preflight_passed")
+                if isinstance(plan.body_shape, StressShape):
+                    from brownout.runner.stress import run_stress
+
+                    extra = await run_stress(run, session)
+                else:
+                    await _baseline(run, session, baseline_s)
+                    await _method(run, session, baseline_s)
+                checks = checker.checks()
+                faults_end = baseline_s + plan.timeline.faults_end
+                if plan.timeline.faults or plan.timeline.actions:
+                    recovery = checker.recovery(faults_end, experiment.recovery.within)
+                checks = checker.checks(recovery)
+                outcome = decide_outcome(checks, aborted=False, recovery=recovery)
+                reason = _reason(outcome, checker, recovery)
+            except _Stopped as stop:
+                outcome, reason = stop.outcome, stop.reason
+            except (BrownoutError, asyncio.CancelledError) as exc:
+                outcome, reason = outcome_for(exc), str(exc) or exc.__class__.__name__
+                if isinstance(exc, asyncio.CancelledError):
+                    reason = "interrupted"
+            finally:
+                problems = await asyncio.shield(plan.timeline.cleanup())
+                run.event("cleanup_done", problems=problems)
+                if problems:
+                    reason = (reason + "; " if reason else "") + "; ".join(problems)
+    finally:
+        if progress is not None:
+            progress.close()
+    return RunReport(
+        experiment=experiment, outcome=outcome, reason=reason, started_at=started, ended_at=datetime.now(UTC),
+        timeline=run.events, windows=checker.results, phases=checker.phase_results(),
+        checks=checker.checks(recovery), injections=[h.freeze() for h in plan.timeline.happened],
+        recovery=recovery, source=str(experiment.source) if experiment.source else None, extra=extra,
+    )
+
+
+def _reason(outcome: Outcome, checker: SteadyStateChecker, recovery: Any) -> str:
+    failed = [v for v in checker.verdicts if not v.ok]
+    if outcome == Outcome.HELD:
+        return "the SLA held before, during and after the faults"
+    if failed:
+        return failed[0].message()
+    if recovery is not None and not recovery.recovered:
+        return f"the SLA did not hold again within {recovery.within:g}s of the faults ending"
+    return str(outcome)
+
+
+async def _load(run: _Run, session: aiohttp.ClientSession, shape: Shape, offset: float,
+                phase_of: Callable[[float, float], str], stop: asyncio.Event, *, baseline: bool) -> None:
+    """Run ``shape`` from run second ``offset``, feeding the checker, closing windows as they end."""
+    exp = run.experiment
+    keep_bodies = exp.steady_state.predictions is not None
+    payloads = _payloads(exp)
+
+    def on_record(record: RequestRecord) -> None:
+        shifted = dataclasses.replace(record, scheduled_at=record.scheduled_at + offset)
+        run.checker.feed(shifted)
+        if run.progress is not None:
+            run.progress.record(shifted)
+
+    start_gap = offset - run.now()
+    if start_gap > 0:
+        await asyncio.sleep(start_gap)
+    if run.progress is not None:
+        run.progress.phase = phase_of(offset, offset)
+        run.progress.rate_target = shape.rate_at(0)
+    load = asyncio.ensure_future(run_load(
+        exp.target.url, shape, payloads, connections=exp.load.connections, request_timeout=exp.load.timeout,
+        keep_bodies=keep_bodies, on_record=on_record, stop=stop,
+    ))
+    prober = _prober(run, session, stop)
+    try:
+        while not load.done():
+            await asyncio.wait([load], timeout=0.1)
+            _close(run, run.checker.close_due(run.now(), grace=exp.load.timeout, phase_of=phase_of,
+                                              faults_of=run.plan.timeline.active_between), stop)
+        await load
+    finally:
+        stop.set()
+        if not load.done():
+            load.cancel()
+        if prober is not None:
+            await prober
+    end = offset + shape.duration
+    # Every answer is in: close the remaining windows of this run.
+    _close(run, run.checker.close_due(end + 1e-9, grace=0.0, phase_of=phase_of,
+                                      faults_of=run.plan.timeline.active_between), stop, baseline=baseline)
+
+
+def _close(run: _Run, results: Sequence[WindowResult], stop: asyncio.Event, *, baseline: bool = False) -> None:
+    for result in results:
+        if run.progress is not None:
+            run.progress.window(result)
+        run.event("window_closed", index=result.index, phase=result.phase, ok=result.ok)
+        if result.abort:
+            stop.set()
+            raise _Stopped(Outcome.ABORTED, "abort_when: " + "; ".join(v.message() for v in result.abort))
+
+
+def _prober(run: _Run, session: aiohttp.ClientSession, stop: asyncio.Event) -> asyncio.Future[None] | None:
+    predictions = run.experiment.steady_state.predictions
+    if predictions is None or predictions.golden is None:
+        return None
+    prober = GoldenProber(session, run.experiment.target.url, _golden(predictions.golden), predictions.probe_interval,
+                          run.now, run.checker.feed_probe, timeout=run.experiment.load.timeout)
+    return asyncio.ensure_future(prober.run(stop))
+
+
+_GOLDEN_CACHE: dict[Path, Any] = {}
+
+
+def _golden(path: Path) -> Any:
+    if path not in _GOLDEN_CACHE:
+        _GOLDEN_CACHE[path] = load_golden(path)
+    return _GOLDEN_CACHE[path]
+
+
+def _payloads(exp: Experiment) -> PayloadSource | None:
+    if exp.load.payloads is None:
+        return None
+    return PayloadSource.from_file(exp.load.payloads, exp.load.edge_case_mix(), seed=exp.seed)
+
+
+async def _baseline(run: _Run, session: aiohttp.ClientSession, seconds: float) -> None:
+    run.event("baseline_started", seconds=seconds)
+    await _load(run, session, baseline_shape(run.plan.body_shape, seconds), 0.0, lambda s, e: BASELINE,
+                asyncio.Event(), baseline=True)
+    failed = [v for r in run.checker.results if r.phase == BASELINE for v in r.verdicts if not v.ok]
+    if failed:
+        raise _Stopped(Outcome.BASELINE_FAILED, "baseline failed before any fault: " + failed[0].message())
+    run.event("baseline_held")
+
+
+async def _method(run: _Run, session: aiohttp.ClientSession, method_at: float) -> None:
+    plan, exp = run.plan, run.experiment
+    timeline = plan.timeline
+    faults_end = method_at + timeline.faults_end
+    has_faults = bool(timeline.faults or timeline.actions)
+    tail = max(0.0, faults_end + exp.recovery.within + exp.steady_state.window - (method_at + plan.body_shape.duration)) if has_faults else 0.0
+    shape = HeldTail(plan.body_shape, tail)
+
+    def phase_of(start: float, end: float) -> str:
+        if has_faults and start >= faults_end:
+            return RECOVERY
+        return METHOD
+
+    run.event("method_started", faults=len(timeline.faults), actions=len(timeline.actions))
+    stop = asyncio.Event()
+    player = asyncio.ensure_future(timeline.run(origin=run.t0, method_at=method_at))
+    watcher = asyncio.ensure_future(_watch_faults(run))
+    try:
+        await _load(run, session, shape, method_at, phase_of, stop, baseline=False)
+        if player.done() and player.exception() is not None:
+            raise player.exception()  # type: ignore[misc]
+    finally:
+        for task in (player, watcher):
+            task.cancel()
+        await asyncio.gather(player, watcher, return_exceptions=True)
+
+
+async def _watch_faults(run: _Run) -> None:
+    """Keep the live view fresh: active faults, 4 times a second."""
+    while True:
+        if run.progress is not None:
+            run.progress.faults = tuple(run.plan.timeline.active_now())
+            run.progress.tick()
+        await asyncio.sleep(0.25)
