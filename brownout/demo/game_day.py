@@ -1,0 +1,84 @@
+"""The demo stack behind a Brownout proxy, as ``brownout demo`` runs it.
+
+Every hop goes through the proxy: clients → model-api route → model API → feature-store,
+gpu-worker and cache (tcp) routes → the backends. The environment variables that the
+experiment library reads (``${BROWNOUT_TARGET:-...}`` and friends) are set from the ports
+actually used, so every library file runs against this stack unchanged.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from proxy.config import ProxyConfig
+from proxy.server import ProxyServer
+
+from .model_api import ModelApiSettings
+from .stack import Backends, start_backends, start_model_api
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class GameDay:
+    proxy: ProxyServer
+    backends: Backends
+    model_api_url: str
+    routes: dict[str, str]  # route name → the address clients use
+    admin_url: str
+
+    @property
+    def target(self) -> str:
+        return f"http://{self.routes['model-api']}"
+
+    def env(self) -> dict[str, str]:
+        """What the experiment library's ``${VAR:-default}`` read."""
+        env = {"BROWNOUT_TARGET": self.target, "BROWNOUT_ADMIN": self.admin_url}
+        worker = self.backends.processes.get("gpu-worker")
+        if worker is not None and worker.pidfile is not None:
+            env["BROWNOUT_GPU_WORKER_PIDFILE"] = str(worker.pidfile)
+            env["BROWNOUT_GPU_WORKER_RESTART"] = worker.restart_command
+        return env
+
+
+@asynccontextmanager
+async def game_day(cache_dir: Path | None = None, *, host: str = "127.0.0.1", processes: bool = True,
+                   feature_timeout_ms: float = 100.0) -> AsyncIterator[GameDay]:
+    """Start backends, the proxy in front of every hop, then the model API wired through it."""
+    async with start_backends(cache_dir, processes=processes, host=host) as backends:
+        api_port = _free_port(host)
+        routes = [
+            {"name": "model-api", "kind": "http", "listen": f"{host}:{_free_port(host)}", "upstream": f"http://{host}:{api_port}"},
+            {"name": "feature-store", "kind": "http", "listen": f"{host}:{_free_port(host)}", "upstream": backends.feature_store_url},
+            {"name": "gpu-worker", "kind": "http", "listen": f"{host}:{_free_port(host)}", "upstream": backends.worker_url},
+        ]
+        if backends.redis_address is not None:
+            routes.append({"name": "cache", "kind": "tcp", "listen": f"{host}:{_free_port(host)}", "upstream": backends.redis_address})
+        config = ProxyConfig.model_validate({
+            "admin": {"listen": f"{host}:{_free_port(host)}"},
+            "toxiproxy_api": {"listen": f"{host}:{_free_port(host)}"},
+            "routes": routes, "fault_header": True, "fault_ttl": {"default": "5m", "max": "1h"},
+        })
+        proxy = ProxyServer(config)
+        await proxy.start()
+        try:
+            by_name = {r["name"]: r["listen"] for r in routes}
+            settings = ModelApiSettings(
+                feature_store_url=f"http://{by_name['feature-store']}", worker_url=f"http://{by_name['gpu-worker']}",
+                redis_url=f"redis://{by_name['cache']}/0" if "cache" in by_name else None,
+                feature_timeout_ms=feature_timeout_ms,
+            )
+            async with start_model_api(backends.bundle, settings, processes=processes, host=host, port=api_port) as api:
+                admin = proxy.admin_address
+                assert admin is not None
+                yield GameDay(proxy, backends, api.url, by_name, f"http://{admin[0]}:{admin[1]}")
+        finally:
+            await proxy.stop(grace=1.0)
