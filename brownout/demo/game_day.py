@@ -8,17 +8,23 @@ actually used, so every library file runs against this stack unchanged.
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+
 from proxy.config import ProxyConfig
 from proxy.server import ProxyServer
 
 from .model_api import ModelApiSettings
 from .stack import Backends, start_backends, start_model_api
+
+
+DATA = Path(__file__).resolve().parents[2] / "experiments" / "data"
 
 
 def _free_port(host: str) -> int:
@@ -45,8 +51,18 @@ class GameDay:
         worker = self.backends.processes.get("gpu-worker")
         if worker is not None and worker.pidfile is not None:
             env["BROWNOUT_GPU_WORKER_PIDFILE"] = str(worker.pidfile)
-            env["BROWNOUT_GPU_WORKER_RESTART"] = worker.restart_command
+            # A restart command must return once the service is started: run it in the background.
+            env["BROWNOUT_GPU_WORKER_RESTART"] = f"{worker.restart_command} >/dev/null 2>&1 &"
         return env
+
+
+async def _warm_up(day: GameDay, requests: int = 40) -> None:
+    """A cold stack is slow for its first requests (pools, caches, imports): warm it before judging it."""
+    corpus = [json.loads(line)["body"] for line in (DATA / "transactions.jsonl").read_text().splitlines()[:requests]]
+    async with aiohttp.ClientSession() as session:
+        for body in corpus:
+            async with session.post(f"{day.target}/predict", json=body) as response:
+                await response.read()
 
 
 @asynccontextmanager
@@ -79,6 +95,8 @@ async def game_day(cache_dir: Path | None = None, *, host: str = "127.0.0.1", pr
             async with start_model_api(backends.bundle, settings, processes=processes, host=host, port=api_port) as api:
                 admin = proxy.admin_address
                 assert admin is not None
-                yield GameDay(proxy, backends, api.url, by_name, f"http://{admin[0]}:{admin[1]}")
+                day = GameDay(proxy, backends, api.url, by_name, f"http://{admin[0]}:{admin[1]}")
+                await _warm_up(day)
+                yield day
         finally:
             await proxy.stop(grace=1.0)
