@@ -103,10 +103,12 @@ class FaultService:
         self.toxic_params.pop(fault_id, None)
         return active
 
-    async def clear(self) -> list[ActiveFault]:
-        """The kill switch: every fault on every route, now."""
+    async def clear(self, *, tcp_too: bool = True) -> list[ActiveFault]:
+        """The kill switch: every fault on every route, now; every tcp route enabled again."""
         removed = await self.store.clear()
         self.toxic_params.clear()
+        if tcp_too and self.tcp is not None:
+            await self.tcp.reset(notify=False)
         return removed
 
     def describe(self, active: ActiveFault) -> dict[str, Any]:

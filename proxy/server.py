@@ -27,7 +27,10 @@ class ProxyServer:
         self.config = config
         self.metrics = ProxyMetrics()
         self.store = FaultStore(seed=config.seed)
-        self.store.on_change(lambda route: self.metrics.active_faults.labels(route).set(self.store.count_for(route)))
+        http_routes = {r.name for r in config.routes if r.kind == "http"}
+        # tcp routes' gauge is kept by the tcp layer, which also sees toxics added through its own API.
+        self.store.on_change(lambda route: route in http_routes
+                             and self.metrics.active_faults.labels(route).set(self.store.count_for(route)))
         self.tcp: Any = None
         self.http_routes = [
             HttpRoute(r, self.store, self.metrics, fault_header=config.fault_header, max_body=config.max_request_body)
@@ -61,14 +64,14 @@ class ProxyServer:
         tcp_routes = [r for r in self.config.routes if r.kind == "tcp"]
         if not tcp_routes and self.config.toxiproxy_api is None:
             return
-        from proxy.tcp.api import make_toxiproxy_app
-        from proxy.tcp.layer import TcpLayer
+        from proxy.tcp import TcpLayer, make_toxiproxy_app
 
         self.tcp = TcpLayer(metrics=self.metrics, seed=self.config.seed)
         self.service.tcp = self.tcp
         for route in tcp_routes:
-            await self.tcp.create_proxy(route.name, route.listen, route.upstream, enabled=True)
-        self.tcp.on_reset = self.service.clear
+            await self.tcp.create_proxy(route.name, route.listen, route.upstream, enabled=True,
+                                        connect_timeout=route.connect_timeout)
+        self.tcp.on_reset = lambda: self.service.clear(tcp_too=False)  # Toxiproxy's POST /reset clears HTTP faults too
         self.tcp.on_proxy_created = lambda name: self.service.add_route(name, "tcp")
         api = self.config.toxiproxy_api
         if api is not None:

@@ -185,10 +185,22 @@ def _proxy_errors(exp: Experiment, i: int, step: FaultStep) -> list[InvalidInput
     if isinstance(step.proxy, int):
         if not 0 <= step.proxy < len(exp.proxies):
             return [InvalidInput(f"no proxy {step.proxy}: 'proxies' has {len(exp.proxies)}", where)]
-        return []
+        return _toxiproxy_errors(exp, i, step)
     known = [p.url.rstrip("/") for p in exp.proxies]
     if step.proxy.rstrip("/") not in known:
         return [InvalidInput(f"{step.proxy!r} is not one of the proxies' admin URLs: {', '.join(known)}", where)]
+    return _toxiproxy_errors(exp, i, step)
+
+
+def _toxiproxy_errors(exp: Experiment, i: int, step: FaultStep) -> list[InvalidInput]:
+    """An external Toxiproxy server takes toxics only, and has no request to match."""
+    if exp.proxy_for(step).toxiproxy is None:
+        return []
+    if not step.is_toxic:
+        return [InvalidInput(f"{step.fault!r} is not a toxic: a Toxiproxy server takes latency, bandwidth, "
+                             "slow_close, timeout, reset_peer, slicer or limit_data", f"method[{i}].fault")]
+    if step.match:
+        return [InvalidInput("a Toxiproxy server has no requests to match; use params.toxicity", f"method[{i}].match")]
     return []
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from brownout.admin_client import AdminClient
 from brownout.experiment.model import Experiment, FaultStep
 from brownout.load.shapes import AnyShape
-from brownout.runner.sinks import AdminSink
+from brownout.runner.sinks import AdminSink, ToxiproxySink
 from brownout.runner.timeline import FaultSink, PlannedAction, PlannedFault, Timeline
 from brownout.targets import build_target
 
@@ -58,8 +58,6 @@ def build_plan(experiment: Experiment, *, lease: float, baseline_s: float) -> Pl
             sinks[index] = AdminSink(ref.admin, client)
             closers.append(client.close)
         else:
-            from brownout.runner.toxiproxy_sink import ToxiproxySink
-
             sinks[index] = ToxiproxySink(ref.url)
     faults = [
         PlannedFault(step=i, at=step.at, duration=step.duration, sink=sinks[experiment.proxies.index(experiment.proxy_for(step))],

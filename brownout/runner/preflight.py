@@ -6,6 +6,7 @@ import aiohttp
 
 from brownout.admin_client import AdminClient
 from brownout.experiment.model import Experiment
+from brownout.toxiproxy_adapter import ToxiproxyAdapter
 from faults.errors import Unreachable
 
 
@@ -23,6 +24,9 @@ async def check_proxies(experiment: Experiment, clients: dict[int, AdminClient])
     for index, client in clients.items():
         await client.health()
         routes[index] = {r["name"] for r in await client.routes()}
+    for index, ref in enumerate(experiment.proxies):
+        if ref.toxiproxy is not None:
+            routes[index] = set(await ToxiproxyAdapter.from_url(ref.toxiproxy).proxies())
     for step_index, step in experiment.fault_steps:
         proxy_index = experiment.proxies.index(experiment.proxy_for(step))
         if proxy_index in routes and step.route not in routes[proxy_index]:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from faults.errors import InvalidInput
 from faults.toxics.bandwidth import BandwidthToxic
-from faults.toxics.base import PASS, AttributeDecodeError, Chunk, CloseLink, Emit, Stage, StageContext, Toxic, roll
+from faults.toxics.base import (
+    PASS,
+    AttributeDecodeError,
+    Chunk,
+    CloseLink,
+    Emit,
+    Stage,
+    StageContext,
+    Toxic,
+    roll,
+)
 from faults.toxics.latency import LatencyToxic
 from faults.toxics.limit_data import LimitDataToxic
 from faults.toxics.noop import NoopToxic

@@ -31,7 +31,7 @@ class BandwidthToxic(Toxic):
 
 
 class _BandwidthStage(Stage):
-    __slots__ = ("rate", "debt")
+    __slots__ = ("debt", "rate")
 
     def __init__(self, rate: int) -> None:
         self.rate = rate  # bytes per ms, numerically

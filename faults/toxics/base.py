@@ -38,7 +38,7 @@ class Chunk:
 Emit = Callable[[Chunk], Awaitable[None]]
 
 
-class CloseLink(Exception):  # noqa: N818 - a control-flow signal, not an error
+class CloseLink(Exception):
     """Raised by a stage to end the connection: FIN, or RST when ``reset``."""
 
     def __init__(self, reset: bool = False) -> None:

@@ -25,7 +25,7 @@ class TimeoutToxic(Toxic):
 
 
 class _TimeoutStage(Stage):
-    __slots__ = ("timeout", "deadline")
+    __slots__ = ("deadline", "timeout")
     close_on_remove = True
 
     def __init__(self, timeout: int, now: float) -> None:
