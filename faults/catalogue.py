@@ -17,7 +17,17 @@ from faults.errors import InvalidInput, InvalidInputs
 from faults.hang import HangFault
 from faults.latency import LatencyFault
 from faults.match import MATCH_ALL, Match
+from faults.ml.crossed_responses import CrossedResponsesFault
+from faults.ml.default_features import DefaultFeaturesFault
+from faults.ml.missing_features import MissingFeaturesFault
+from faults.ml.model_version_skew import ModelVersionSkewFault
+from faults.ml.nan_tensor import NanTensorFault
+from faults.ml.schema_drift import SchemaDriftFault
+from faults.ml.score_corruption import ScoreCorruptionFault
+from faults.ml.stale_features import StaleFeaturesFault
+from faults.ml.wrong_shape import WrongShapeFault
 from faults.reset import ResetFault
+from faults.stream import StreamFault
 from faults.throttle import ThrottleFault
 from faults.truncate import TruncateFault
 
@@ -31,6 +41,17 @@ KINDS: tuple[type[Fault], ...] = (
     TruncateFault,
     ThrottleFault,
     CorruptFault,
+    # ML-aware kinds (faults/ml/) and LLM stream faults
+    MissingFeaturesFault,
+    DefaultFeaturesFault,
+    StaleFeaturesFault,
+    NanTensorFault,
+    SchemaDriftFault,
+    WrongShapeFault,
+    ScoreCorruptionFault,
+    CrossedResponsesFault,
+    ModelVersionSkewFault,
+    StreamFault,
 )
 
 _BY_NAME: dict[str, type[Fault]] = {k.kind: k for k in KINDS}

@@ -19,6 +19,16 @@ GOOD = {
     "truncate": {"fraction": 0.5, "content_length": "corrected"},
     "throttle": {"bytes_per_s": 1024},
     "corrupt": {"ops": [{"op": "nan", "path": "$.predictions[*][0]"}]},
+    "missing_features": {"mode": "not_found", "features": ["conv_rate"]},
+    "default_features": {"default_value": 0},
+    "stale_features": {"age_s": 3600, "status": "OUTSIDE_MAX_AGE"},
+    "nan_tensor": {"value": "nan", "fraction": 0.5},
+    "schema_drift": {"mode": "rename", "path": "$.predictions", "new_name": "outputs"},
+    "wrong_shape": {"mode": "truncate", "count": 1},
+    "score_corruption": {"mode": "power", "exponent": 2},
+    "crossed_responses": {"buffer_size": 8},
+    "model_version_skew": {"version": "1"},
+    "stream": {"first_event_delay_ms": 300, "cut_after_events": 5},
 }
 
 

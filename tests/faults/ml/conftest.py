@@ -1,0 +1,40 @@
+"""Running an ML fault over one response (or request) body with the fake exchange."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from faults.base import PROCEED, Exchange
+from faults.catalogue import build_fault
+
+
+class Applied:
+    """What a client would get: the body and the headers after the fault ran."""
+
+    def __init__(self, body: bytes, ex: Exchange) -> None:
+        self.body = body
+        self.ex = ex
+
+    @property
+    def doc(self) -> Any:
+        return json.loads(self.body)
+
+
+@pytest.fixture
+def apply(make_exchange: Any, make_body: Any, drain: Any) -> Callable[..., Any]:
+    async def run(kind: str, params: dict[str, Any], raw: bytes | dict[str, Any], *, path: str = "/",
+                  seed: int = 1, status: int = 200, content_type: str = "application/json",
+                  split_at: int = 7, fault: Any = None) -> Applied:
+        raw = json.dumps(raw).encode() if isinstance(raw, dict) else raw
+        fault = fault or build_fault(kind, params)
+        headers = {"Content-Length": str(len(raw)), "Content-Type": content_type}
+        ex = make_exchange(seed=seed, path=path, status=status, response_headers=headers)
+        assert await fault.on_response(ex) is PROCEED
+        body = fault.wrap_response_body(ex, make_body(raw[:split_at], raw[split_at:]))
+        return Applied(b"".join(await drain(body)), ex)
+
+    return run
