@@ -9,7 +9,6 @@ actually used, so every library file runs against this stack unchanged.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,15 +21,10 @@ from proxy.server import ProxyServer
 
 from .model_api import ModelApiSettings
 from .stack import Backends, start_backends, start_model_api
+from .web import free_port
 
 
 DATA = Path(__file__).resolve().parents[2] / "experiments" / "data"
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -70,17 +64,17 @@ async def game_day(cache_dir: Path | None = None, *, host: str = "127.0.0.1", pr
                    feature_timeout_ms: float = 100.0) -> AsyncIterator[GameDay]:
     """Start backends, the proxy in front of every hop, then the model API wired through it."""
     async with start_backends(cache_dir, processes=processes, host=host) as backends:
-        api_port = _free_port(host)
+        api_port = free_port(host)
         routes = [
-            {"name": "model-api", "kind": "http", "listen": f"{host}:{_free_port(host)}", "upstream": f"http://{host}:{api_port}"},
-            {"name": "feature-store", "kind": "http", "listen": f"{host}:{_free_port(host)}", "upstream": backends.feature_store_url},
-            {"name": "gpu-worker", "kind": "http", "listen": f"{host}:{_free_port(host)}", "upstream": backends.worker_url},
+            {"name": "model-api", "kind": "http", "listen": f"{host}:{free_port(host)}", "upstream": f"http://{host}:{api_port}"},
+            {"name": "feature-store", "kind": "http", "listen": f"{host}:{free_port(host)}", "upstream": backends.feature_store_url},
+            {"name": "gpu-worker", "kind": "http", "listen": f"{host}:{free_port(host)}", "upstream": backends.worker_url},
         ]
         if backends.redis_address is not None:
-            routes.append({"name": "cache", "kind": "tcp", "listen": f"{host}:{_free_port(host)}", "upstream": backends.redis_address})
+            routes.append({"name": "cache", "kind": "tcp", "listen": f"{host}:{free_port(host)}", "upstream": backends.redis_address})
         config = ProxyConfig.model_validate({
-            "admin": {"listen": f"{host}:{_free_port(host)}"},
-            "toxiproxy_api": {"listen": f"{host}:{_free_port(host)}"},
+            "admin": {"listen": f"{host}:{free_port(host)}"},
+            "toxiproxy_api": {"listen": f"{host}:{free_port(host)}"},
             "routes": routes, "fault_header": True, "fault_ttl": {"default": "5m", "max": "1h"},
         })
         proxy = ProxyServer(config)

@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import structlog
 
@@ -38,28 +38,6 @@ class Action(Protocol):
     async def perform(self) -> None: ...
 
     async def undo(self) -> None: ...
-
-
-@dataclass
-class Happened:
-    """One fault or action as it happened (frozen into a journal ``Injection`` at the end)."""
-
-    id: str
-    step: int
-    kind: Literal["fault", "action"]
-    name: str
-    target: str
-    planned_at: float
-    planned_until: float | None = None
-    proxy: str | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    removed: bool = False
-    error: str | None = None
-
-    def freeze(self) -> Injection:
-        return Injection(**self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -88,9 +66,9 @@ class Timeline:
     lease: float = 30.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    happened: list[Happened] = field(default_factory=list)
-    _live: dict[str, tuple[FaultSink, Happened]] = field(default_factory=dict)
-    _performed: list[tuple[PlannedAction, Happened]] = field(default_factory=list)
+    happened: list[Injection] = field(default_factory=list)  # the journal's record, replaced as things happen
+    _live: dict[str, tuple[FaultSink, int]] = field(default_factory=dict)  # fault id → sink, index in happened
+    _performed: list[tuple[PlannedAction, int]] = field(default_factory=list)
     _origin: float = 0.0  # clock value of t = 0 of the run (journal times are relative to it)
     _method_at: float = 0.0  # run time at which the method phase starts
 
@@ -110,11 +88,19 @@ class Timeline:
                 continue
             stop = h.ended_at if h.ended_at is not None else float("inf")
             if h.started_at < end and stop > start:
-                out.append(f"{h.name}@{h.target}")
+                out.append(h.describe())
         return out
 
     def active_now(self) -> list[str]:
-        return [f"{h.name}@{h.target}" for _, h in self._live.values()]
+        return [self.happened[i].describe() for _, i in self._live.values()]
+
+    def _record(self, injection: Injection) -> int:
+        self.happened.append(injection)
+        return len(self.happened) - 1
+
+    def _update(self, index: int, **changes: Any) -> Injection:
+        self.happened[index] = replace(self.happened[index], **changes)
+        return self.happened[index]
 
     def _now(self) -> float:
         return self.clock() - self._origin
@@ -163,50 +149,48 @@ class Timeline:
 
     async def _add(self, planned: PlannedFault) -> None:
         body = planned.body
-        happened = Happened(
+        index = self._record(Injection(
             id=body.get("id", ""), step=planned.step, kind="fault", name=body["type"], target=body["route"],
             planned_at=self._method_at + planned.at, planned_until=self._method_at + self.fault_end(planned),
             proxy=planned.sink.name, params=dict(body.get("params") or {}),
-        )
-        self.happened.append(happened)
+        ))
         try:
-            happened.id = await planned.sink.add({**body, "ttl": self.lease})
+            fault_id = await planned.sink.add({**body, "ttl": self.lease})
         except BrownoutError as exc:
-            happened.error = str(exc)
+            self._update(index, error=str(exc))
             raise
-        happened.started_at = self._now()
-        self._live[happened.id] = (planned.sink, happened)
-        log.info("fault_started", step=planned.step, fault_id=happened.id, route=happened.target)
+        self._update(index, id=fault_id, started_at=self._now())
+        self._live[fault_id] = (planned.sink, index)
+        log.info("fault_started", step=planned.step, fault_id=fault_id, route=body["route"])
 
     async def _remove_step(self, step: int) -> None:
-        for fault_id, (_, happened) in list(self._live.items()):
-            if happened.step == step:
+        for fault_id, (_, index) in list(self._live.items()):
+            if self.happened[index].step == step:
                 await self._remove(fault_id)
 
     async def _remove(self, fault_id: str) -> None:
-        sink, happened = self._live.pop(fault_id)
-        happened.ended_at = self._now()
+        sink, index = self._live.pop(fault_id)
+        self._update(index, ended_at=self._now())
         try:
             await sink.remove(fault_id)
         except NotFound:
             pass  # already gone (its lease ran out, or the kill switch was used): fine
         except BrownoutError as exc:
-            happened.error = f"removal failed: {exc}"
+            self._update(index, error=f"removal failed: {exc}")
             raise
-        happened.removed = True
+        self._update(index, removed=True)
         log.info("fault_stopped", fault_id=fault_id)
 
     async def _perform(self, planned: PlannedAction) -> None:
-        happened = Happened(id=f"step-{planned.step}", step=planned.step, kind="action", name=planned.name,
-                            target=planned.target, planned_at=self._method_at + planned.at)
-        self.happened.append(happened)
+        index = self._record(Injection(id=f"step-{planned.step}", step=planned.step, kind="action", name=planned.name,
+                                       target=planned.target, planned_at=self._method_at + planned.at))
         try:
             await planned.action.perform()
         except BrownoutError as exc:
-            happened.error = str(exc)
+            self._update(index, error=str(exc))
             raise
-        happened.started_at = self._now()
-        self._performed.append((planned, happened))
+        self._update(index, started_at=self._now())
+        self._performed.append((planned, index))
 
     async def _renew_forever(self) -> None:
         while True:
@@ -227,10 +211,10 @@ class Timeline:
                 await self._remove(fault_id)
             except BrownoutError as exc:
                 problems.append(f"could not remove fault {fault_id}: {exc} (its lease runs out within {self.lease:g}s)")
-        for planned, happened in reversed(self._performed):
+        for planned, index in reversed(self._performed):
             try:
                 await planned.action.undo()
-                happened.ended_at = self._now()
+                self._update(index, ended_at=self._now())
             except BrownoutError as exc:
                 problems.append(f"could not undo {planned.name}@{planned.target}: {exc}")
         self._performed.clear()
