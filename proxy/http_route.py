@@ -51,8 +51,14 @@ class UpstreamFailed(Exception):
 
 
 def _strip_hop_by_hop(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:
-    named = {h.strip().lower() for v in headers.getall("Connection", ()) for h in v.split(",")}
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP and k.lower() not in named)
+    out = CIMultiDict(headers)  # one C-level copy, then drop the few hop-by-hop names in place
+    drop = HOP_BY_HOP
+    if "Connection" in headers:
+        drop = drop | {h.strip().lower() for v in headers.getall("Connection") for h in v.split(",")}
+    for name in drop:
+        if name in out:
+            del out[name]
+    return out
 
 
 def abort_connection(request: web.BaseRequest, *, rst: bool) -> None:
@@ -108,6 +114,7 @@ class HttpRoute:
         self._id_prefix = f"{os.getpid():x}-{config.name}"
         self._status_counters: dict[int, Any] = {}
         self._duration = metrics.request_duration.labels(config.name)
+        self._urls: dict[str, URL] = {}
         self.bound: tuple[str, int] | None = None
 
     # -- lifecycle
@@ -232,7 +239,7 @@ class HttpRoute:
         body = self._request_body(request, injection, headers)
         try:
             return await self._session.request(
-                request.method, URL(self._base + request.raw_path, encoded=True), headers=headers,
+                request.method, self._url(request.raw_path), headers=headers,
                 data=body, allow_redirects=False, compress=None,
             )
         except aiohttp.ClientConnectorError as exc:
@@ -254,12 +261,26 @@ class HttpRoute:
     async def _stream_body(self, request: web.BaseRequest, response: web.StreamResponse,
                            upstream: aiohttp.ClientResponse, injection: Injection | None) -> None:
         chunks: AsyncIterator[bytes] = upstream.content.iter_any()
+        first = b""
         if injection is not None and injection.uses("wrap_response_body"):
             chunks = injection.wrap("wrap_response_body", chunks)
+        else:
+            try:
+                first = upstream.content.read_nowait()  # what came with the head: often the whole body
+            except aiohttp.ClientError:
+                pass  # raised again by the loop below, after the head
+        # aiohttp (>= 3.12) holds the head back when asked, to send it with the first body bytes:
+        # one write instead of three for a small response. With nothing buffered, send it now.
+        response._send_headers_immediately = not first
         declared = response.content_length
-        sent = 0
+        sent = len(first)
         await response.prepare(request)
+        if first and upstream.content.at_eof() and (declared is None or sent == declared):
+            await response.write_eof(first)  # head, body (and the last chunk) in one write
+            return
         try:
+            if first:
+                await response.write(first)
             async for chunk in chunks:
                 if chunk:
                     sent += len(chunk)
@@ -277,6 +298,14 @@ class HttpRoute:
             abort_connection(request, rst=False)  # a short read, as a truncating fault asked
             return
         await response.write_eof()
+
+    def _url(self, raw_path: str) -> URL:
+        url = self._urls.get(raw_path)
+        if url is None:
+            url = URL(self._base + raw_path, encoded=True)
+            if len(self._urls) < 4096:  # bounded: paths with ids or query strings stay uncached
+                self._urls[raw_path] = url
+        return url
 
     def _upstream_headers(self, request: web.BaseRequest) -> CIMultiDict[str]:
         headers = _strip_hop_by_hop(request.headers)

@@ -6,6 +6,7 @@ These are the commands docker-compose.yml runs::
     python -m brownout.demo gpu-worker    --host 0.0.0.0 --port 9000 [--queue-size 64 ...]
     python -m brownout.demo model-api     --host 0.0.0.0 --port 8000 \\
         --feature-store http://HOST:PORT --worker http://HOST:PORT [--redis redis://HOST:PORT/0]
+    python -m brownout.demo llm           --host 0.0.0.0 --port 8000 [--token-ms 5]   # the LLM alone
     python -m brownout.demo train                      # fill the cache, print where it is
     python -m brownout.demo generate --out experiments/data   # payload corpus + golden set
 
@@ -64,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--worker-timeout-ms", type=float, default=2000.0)
             sp.add_argument("--cache-ttl-s", type=float, default=5.0)
             sp.add_argument("--cache-timeout-ms", type=float, default=50.0)
+    llm = sub.add_parser("llm", help="only the OpenAI-compatible streaming endpoint (no model, no data)")
+    llm.add_argument("--host", default="127.0.0.1")
+    llm.add_argument("--port", type=int, required=True)
+    llm.add_argument("--pidfile", type=Path, default=None)
+    llm.add_argument("--first-token-ms", type=float, default=5.0)
+    llm.add_argument("--token-ms", type=float, default=5.0)
     data(sub.add_parser("train", help="train (or load) the model and print the cache directory"))
     gen = sub.add_parser("generate", help="write transactions.jsonl and golden.jsonl to --out")
     data(gen)
@@ -71,23 +78,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _app(args: argparse.Namespace, bundle: DemoBundle) -> web.Application:
+def _app(args: argparse.Namespace, bundle: DemoBundle | None) -> web.Application:
+    if args.command == "llm":
+        from .llm import LlmSettings
+        from .llm import create_app as llm_app
+        return llm_app(LlmSettings(first_token_ms=args.first_token_ms, token_ms=args.token_ms))
+    assert bundle is not None  # every other service loads the bundle first (main)
     if args.command == "feature-store":
         from .feature_store import create_app
         return create_app(bundle.snapshot)
     if args.command == "gpu-worker":
-        from .worker import WorkerSettings, create_app as worker_app
+        from .worker import WorkerSettings
+        from .worker import create_app as worker_app
         settings = WorkerSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, queue_size=args.queue_size,
                                   batch_ms=args.batch_ms, row_ms=args.row_ms, retry_after_s=args.retry_after)
         return worker_app(bundle.model, settings)
-    from .model_api import ModelApiSettings, create_app as api_app
+    from .model_api import ModelApiSettings
+    from .model_api import create_app as api_app
     return api_app(bundle.model, ModelApiSettings(
         feature_store_url=args.feature_store, worker_url=args.worker, redis_url=args.redis,
         feature_timeout_ms=args.feature_timeout_ms, worker_timeout_ms=args.worker_timeout_ms,
         cache_ttl_s=args.cache_ttl_s, cache_timeout_ms=args.cache_timeout_ms))
 
 
-async def _serve(args: argparse.Namespace, bundle: DemoBundle) -> None:
+async def _serve(args: argparse.Namespace, bundle: DemoBundle | None) -> None:
     from .web import serve
 
     stop = asyncio.Event()
@@ -97,7 +111,8 @@ async def _serve(args: argparse.Namespace, bundle: DemoBundle) -> None:
     async with serve(_app(args, bundle), args.host, args.port) as served:
         if args.pidfile:
             args.pidfile.write_text(f"{os.getpid()}\n")
-        print(f"{args.command} listening on {served.url} (model {bundle.model.version})", flush=True)
+        model = bundle.model.version if bundle is not None else "none"
+        print(f"{args.command} listening on {served.url} (model {model})", flush=True)
         await stop.wait()
 
 
@@ -105,14 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     started = time.perf_counter()
     try:
-        bundle = load_or_train(args.cache_dir, SimConfig(seed=args.seed))
+        bundle = None if args.command == "llm" else load_or_train(args.cache_dir, SimConfig(seed=args.seed))
     except InvalidInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    if args.command == "train":
+    if args.command == "train" and bundle is not None:
         print(f"{bundle.directory} (model {bundle.model.version}, {time.perf_counter() - started:.2f}s)")
         return 0
-    if args.command == "generate":
+    if args.command == "generate" and bundle is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         for src in (bundle.corpus_path, bundle.golden_path):
             shutil.copyfile(src, args.out / src.name)

@@ -1,4 +1,5 @@
-"""Model API: ``POST /predict`` and KServe v2 ``/v2/models/fraud/infer`` over the pipeline.
+"""Model API: ``POST /predict`` and KServe v2 ``/v2/models/fraud/infer`` over the pipeline,
+plus the demo LLM's ``/v1/chat/completions`` (``llm.py``).
 
 Invalid input is always a 4xx (malformed JSON 400, a bad field 422, a body too large
 413) — never a 5xx. Dependency URLs are parameters so a caller can point them at proxy
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from faults.errors import InvalidInput
 
-from . import kserve
+from . import kserve, llm
 from .cache import ScoreCache
 from .model import DemoModel
 from .pipeline import FeatureClient, Prediction, Scorer, UpstreamFailure, WorkerClient
@@ -152,4 +153,5 @@ def create_app(model: DemoModel, settings: ModelApiSettings) -> web.Application:
     r.add_get("/v2/health/live", ready)
     r.add_get("/v2", server_metadata)
     r.add_get("/healthz", healthz)
+    llm.add_routes(app)  # the OpenAI-compatible streaming endpoint: a target for stream faults
     return app

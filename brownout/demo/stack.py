@@ -22,6 +22,7 @@ from pathlib import Path
 import structlog
 
 from .feature_store import create_app as feature_store_app
+from .llm import LLM_PATH
 from .model import CACHE_ENV, DemoBundle, load_or_train
 from .model_api import ModelApiSettings
 from .model_api import create_app as model_api_app
@@ -130,6 +131,11 @@ class DemoStack:
     @property
     def url(self) -> str:
         return self.model_api.url
+
+    @property
+    def llm_url(self) -> str:
+        """The OpenAI-compatible streaming endpoint (served by the model API)."""
+        return self.model_api.url + LLM_PATH
 
     @classmethod
     @asynccontextmanager

@@ -8,19 +8,35 @@ catalogue, and ``FaultStep.build()`` gives the typed fault.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from brownout.experiment.faultcheck import build_step_fault, layer_of
 from brownout.experiment.load import LoadShape
 from brownout.experiment.types import (
-    Duration, Fraction, InputFile, JsonPathText, NonNegative, PositiveDuration, RelPath, SignalName,
+    Duration,
+    Fraction,
+    InputFile,
+    JsonPathText,
+    NonNegative,
+    PositiveDuration,
+    RelPath,
+    SignalName,
 )
 from faults.catalogue import known_kinds
 from faults.toxics import known_toxics
-
 
 # For editors: every name a fault step may use (HTTP kinds and tcp toxics).
 _FAULT_TYPES = sorted(set(known_kinds()) | set(known_toxics()))
@@ -84,6 +100,13 @@ class Sla(_Model):
     max_dropped_rate: Fraction | None = None
 
 
+class Echo(_Model):
+    """The response must echo the request's id or nonce (checked on golden probes)."""
+
+    request: JsonPathText   # where the id is in the probe's request body
+    response: JsonPathText  # where the response must repeat it
+
+
 class Predictions(_Model):
     """Prediction quality: golden set, response validity, drift, and labelled metrics."""
 
@@ -97,9 +120,16 @@ class Predictions(_Model):
     min_recall: Fraction | None = None
     max_brier: Fraction | None = None
     required_paths: tuple[JsonPathText, ...] = Field(default=(), alias="schema")
+    # Per-response invariants: the share of responses allowed to break one (default none).
+    max_invalid_rate: Fraction = 0.0
+    model_versions: tuple[str, ...] | None = None  # allowed values (fnmatch patterns: fraud-hgb-*)
+    model_version_path: JsonPathText = "$.model_version"
+    echo: Echo | None = None
 
     @model_validator(mode="after")
     def _needs(self) -> Predictions:
+        if self.echo is not None and self.golden is None:
+            raise ValueError("echo needs a golden set (its probes are the requests whose id is checked)")
         if self.golden is not None and self.score is None:
             raise ValueError("golden needs score (the JSON path of the value to compare)")
         if self.max_psi is not None and self.score is None:
@@ -110,11 +140,62 @@ class Predictions(_Model):
         return self
 
 
+class StreamSla(_Model):
+    """Per-window bounds on streams (vLLM/DistServe definitions); an absent bound is not checked."""
+
+    ttft_p50_ms: NonNegative | None = None
+    ttft_p99_ms: NonNegative | None = None
+    itl_p99_ms: NonNegative | None = None
+    e2el_p99_ms: NonNegative | None = None
+    min_goodput: Fraction | None = None  # share of streams intact and within the TTFT and ITL bounds
+    max_integrity_failures: int = Field(default=0, ge=0)  # streams per window without [DONE], finish_reason, ...
+
+
+def _default_stream_body() -> dict[str, Any]:
+    return {"model": "brownout-demo", "messages": [{"role": "user", "content": "Why do fraud models drift?"}],
+            "max_tokens": 32, "temperature": 0, "seed": 1, "stream": True}
+
+
+class Streams(_Model):
+    """An OpenAI-compatible streaming request probed every ``interval`` through the proxy."""
+
+    url: str | None = None  # default: target.url
+    body: dict[str, Any] = Field(default_factory=_default_stream_body)
+    headers: dict[str, str] = Field(default_factory=dict)
+    interval: PositiveDuration = 1.0
+    timeout: PositiveDuration | None = None  # default: load.timeout
+    expect: str | None = None  # a regular expression the streamed text must contain
+    sla: StreamSla = Field(default_factory=StreamSla)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @field_validator("body")
+    @classmethod
+    def _streaming(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("stream", True) is not True:
+            raise ValueError("a stream probe sends stream: true (leave it out or set it to true)")
+        return {**value, "stream": True}
+
+    @field_validator("expect")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
 class SteadyState(_Model):
     window: PositiveDuration = 5.0
     baseline: PositiveDuration | None = None  # steady state before any fault; default 2 windows
     sla: Sla = Field(default_factory=Sla)
     predictions: Predictions | None = None
+    streams: Streams | None = None
 
 
 class FaultStep(_Model):

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,10 +29,10 @@ from brownout.records import RequestRecord
 from brownout.report.journal import RunReport, TimelineEvent
 from brownout.runner.plan import Plan, build_plan
 from brownout.runner.preflight import check_proxies, check_target
+from brownout.runner.probes import probe_grace, start_probes
 from brownout.runner.progress import Progress
 from brownout.runner.shape import HeldTail, baseline_shape
 from brownout.steady.checker import SteadyStateChecker, WindowResult
-from brownout.steady.golden import GoldenProber, load_golden
 from brownout.steady.verdicts import BASELINE, METHOD, RECOVERY, decide_outcome
 from faults.errors import BrownoutError
 
@@ -119,7 +118,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
     return RunReport(
         experiment=experiment, outcome=outcome, reason=reason, started_at=started, ended_at=datetime.now(UTC),
         timeline=run.events, windows=checker.results, phases=checker.phase_results(),
-        checks=checker.checks(recovery), injections=[h.freeze() for h in plan.timeline.happened],
+        checks=checker.checks(recovery), injections=list(plan.timeline.happened),
         recovery=recovery, source=str(experiment.source) if experiment.source else None, extra=extra,
     )
 
@@ -158,11 +157,11 @@ async def _load(run: _Run, session: aiohttp.ClientSession, shape: Shape, offset:
         exp.target.url, shape, payloads, connections=exp.load.connections, request_timeout=exp.load.timeout,
         keep_bodies=keep_bodies, on_record=on_record, stop=stop,
     ))
-    prober = _prober(run, session, stop)
+    prober = start_probes(exp, session, run.now, run.checker, stop)
     try:
         while not load.done():
             await asyncio.wait([load], timeout=0.1)
-            _close(run, run.checker.close_due(run.now(), grace=exp.load.timeout, phase_of=phase_of,
+            _close(run, run.checker.close_due(run.now(), grace=probe_grace(exp), phase_of=phase_of,
                                               faults_of=run.plan.timeline.active_between), stop)
         await load
     finally:
@@ -185,24 +184,6 @@ def _close(run: _Run, results: Sequence[WindowResult], stop: asyncio.Event, *, b
         if result.abort:
             stop.set()
             raise _Stopped(Outcome.ABORTED, "abort_when: " + "; ".join(v.message() for v in result.abort))
-
-
-def _prober(run: _Run, session: aiohttp.ClientSession, stop: asyncio.Event) -> asyncio.Future[None] | None:
-    predictions = run.experiment.steady_state.predictions
-    if predictions is None or predictions.golden is None:
-        return None
-    prober = GoldenProber(session, run.experiment.target.url, _golden(predictions.golden), predictions.probe_interval,
-                          run.now, run.checker.feed_probe, timeout=run.experiment.load.timeout)
-    return asyncio.ensure_future(prober.run(stop))
-
-
-_GOLDEN_CACHE: dict[Path, Any] = {}
-
-
-def _golden(path: Path) -> Any:
-    if path not in _GOLDEN_CACHE:
-        _GOLDEN_CACHE[path] = load_golden(path)
-    return _GOLDEN_CACHE[path]
 
 
 def _payloads(exp: Experiment) -> PayloadSource | None:

@@ -1,6 +1,7 @@
 """The steady-state checker: records and golden probes in, window results and verdicts out.
 
-The runner feeds records (``feed``) and probe results (``feed_probe``) as they arrive and
+The runner feeds records (``feed``), golden probe results (``feed_probe``) and probed
+streams (``feed_stream``) as they arrive and
 closes windows in order once their answers are in (``close_due`` with a grace of the
 request timeout, or ``close_window``). It says which phase a window belongs to and which
 faults were active; the checker knows nothing of the timeline. Records of a window already
@@ -22,15 +23,38 @@ from typing import Any
 
 from brownout.experiment.model import AbortWhen, SteadyState
 from brownout.records import RequestRecord
-from brownout.steady.golden import ProbeOutcome, ProbeResult, agreement_rate, judge_probe
-from brownout.steady.quality import (
-    DRIFT_POOL, MIN_DRIFT_SAMPLES, PsiReference, Reservoir, QualityStats, ResponseCheck, brier, check_response, precision_recall,
+from brownout.steady.golden import (
+    ProbeOutcome,
+    ProbeResult,
+    agreement_rate,
+    judge_probe,
 )
+from brownout.steady.invariants import Invariants, ResponseCheck
+from brownout.steady.quality import (
+    DRIFT_POOL,
+    MIN_DRIFT_SAMPLES,
+    PsiReference,
+    QualityStats,
+    Reservoir,
+    brier,
+    precision_recall,
+)
+from brownout.steady.streams import StreamSample, StreamStats, stream_stats
 from brownout.steady.verdicts import (
-    BASELINE, RECOVERY, Check, RecoveryResult, Verdict, build_checks, evaluate_abort, evaluate_sla,
+    BASELINE,
+    RECOVERY,
+    Check,
+    RecoveryResult,
+    Verdict,
+    build_checks,
+    evaluate_abort,
+    evaluate_sla,
+    evaluate_streams,
 )
 from brownout.steady.windows import WindowAccumulator, WindowGrid, WindowStats
 from faults.jsonpath import compile_path
+
+STREAM_POOL = 5000  # a phase keeps its most recent probed streams for its summary
 
 
 @dataclass(frozen=True)
@@ -41,6 +65,7 @@ class WindowResult:
     active_faults: tuple[str, ...]
     verdicts: tuple[Verdict, ...]
     abort: tuple[Verdict, ...]  # safeguards breached: the runner stops the run
+    streams: StreamStats | None = None  # None: the experiment probes no streams
 
     @property
     def index(self) -> int:
@@ -54,7 +79,8 @@ class WindowResult:
         return {"index": self.index, "phase": self.phase, "start": self.stats.start, "end": self.stats.end,
                 "active_faults": list(self.active_faults), "ok": self.ok, "stats": self.stats.as_dict(),
                 "quality": self.quality.as_dict(), "verdicts": [v.as_dict() for v in self.verdicts],
-                "abort": [v.as_dict() for v in self.abort]}
+                "abort": [v.as_dict() for v in self.abort],
+                "streams": self.streams.as_dict() if self.streams is not None else None}
 
 
 @dataclass(frozen=True)
@@ -66,10 +92,12 @@ class PhaseResult:
     held: bool
     stats: WindowStats
     quality: QualityStats
+    streams: StreamStats | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"phase": self.phase, "windows": self.windows, "held": self.held,
-                "stats": self.stats.as_dict(), "quality": self.quality.as_dict()}
+                "stats": self.stats.as_dict(), "quality": self.quality.as_dict(),
+                "streams": self.streams.as_dict() if self.streams is not None else None}
 
 
 @dataclass
@@ -79,11 +107,16 @@ class _Quality:
     scores: list[float] = field(default_factory=list)
     outcomes: list[ProbeOutcome] = field(default_factory=list)
     reservoir: Reservoir = field(default_factory=Reservoir)
+    violations: Counter[str] = field(default_factory=Counter)
+    echo_checked: int = 0
+    echo_mismatches: int = 0
+    streams: list[StreamSample] = field(default_factory=list)
 
     def add(self, check: ResponseCheck) -> None:
         self.responses += 1
         if check.problem is not None:
             self.problems[check.problem] += 1
+        self.violations.update(check.violations)
         self.scores.extend(check.scores)
 
     def merge(self, other: _Quality) -> None:
@@ -93,6 +126,10 @@ class _Quality:
         self.reservoir.extend(other.scores)
         self.scores = self.reservoir.values
         self.outcomes += other.outcomes
+        self.violations.update(other.violations)
+        self.echo_checked += other.echo_checked
+        self.echo_mismatches += other.echo_mismatches
+        self.streams = (self.streams + other.streams)[-STREAM_POOL:]
 
     def finish(self, reference: PsiReference | None, drift_sample: Sequence[float] | None = None) -> QualityStats:
         labelled = [(o.score, o.label) for o in self.outcomes if o.label is not None and o.score is not None]
@@ -105,7 +142,8 @@ class _Quality:
             problems=tuple(self.problems.most_common()), scores=self.reservoir.seen or len(self.scores),
             probes=len(self.outcomes),
             agreement=agreement_rate(self.outcomes), psi=drift, precision=precision, recall=recall,
-            brier=brier(scores, labels),
+            brier=brier(scores, labels), violations=tuple(sorted(self.violations.items())),
+            echo_checked=self.echo_checked, echo_mismatches=self.echo_mismatches,
         )
 
 
@@ -117,7 +155,7 @@ class SteadyStateChecker:
         predictions = steady.predictions
         self._predictions = predictions
         self._score = compile_path(predictions.score) if predictions and predictions.score else None
-        self._required = tuple(compile_path(p) for p in predictions.required_paths) if predictions else ()
+        self._invariants = Invariants.from_predictions(predictions)
         self._open: dict[int, tuple[WindowAccumulator, _Quality]] = {}
         self._next = 0  # the lowest window index not closed yet
         self._baseline_scores = Reservoir()
@@ -147,7 +185,7 @@ class SteadyStateChecker:
         # Prediction checks apply to answers to normal requests; edge cases expect 4xx.
         if (self._predictions is not None and record.edge_case is None and 200 <= record.status < 300
                 and record.body is not None):
-            slot[1].add(check_response(record.body, self._required, self._score))
+            slot[1].add(self._invariants.check(record.body))
 
     def feed_probe(self, probe: ProbeResult) -> ProbeOutcome | None:
         if self._score is None or self._predictions is None:
@@ -156,7 +194,16 @@ class SteadyStateChecker:
         outcome = judge_probe(probe, self._score, self._predictions.tolerance)
         if slot is not None:
             slot[1].outcomes.append(outcome)
+            if self._invariants.checks_echo and 200 <= probe.status < 300:
+                slot[1].echo_checked += 1
+                slot[1].echo_mismatches += self._invariants.echo_problem(probe.case.body, probe.body) is not None
         return outcome
+
+    def feed_stream(self, sample: StreamSample) -> None:
+        """A probed stream, in the window it was sent in."""
+        slot = self._window(sample.at)
+        if slot is not None:
+            slot[1].streams.append(sample)
 
     # -- windows
 
@@ -180,8 +227,13 @@ class SteadyStateChecker:
         faults = tuple(active_faults)
         verdicts = evaluate_sla(stats, qstats, self.steady.sla, self._predictions, phase=phase,
                                 active_faults=faults, window=index)
+        sstats = None
+        if self.steady.streams is not None:
+            sstats = stream_stats(quality.streams, self.steady.streams.sla)
+            verdicts += evaluate_streams(stats, sstats, self.steady.streams.sla, phase=phase, active_faults=faults,
+                                         window=index)
         abort = evaluate_abort(stats, self.abort_when, phase=phase, active_faults=faults, window=index)
-        result = WindowResult(phase, stats, qstats, faults, tuple(verdicts), tuple(abort))
+        result = WindowResult(phase, stats, qstats, faults, tuple(verdicts), tuple(abort), sstats)
         self.results.append(result)
         return result
 
@@ -213,7 +265,9 @@ class SteadyStateChecker:
         for phase, (acc, quality) in self._phases.items():
             rs = [r for r in self.results if r.phase == phase]
             reference = self._reference if phase != BASELINE else None
-            out.append(PhaseResult(phase, len(rs), all(r.ok for r in rs), acc.stats(), quality.finish(reference)))
+            streams = self.steady.streams
+            sstats = stream_stats(quality.streams, streams.sla) if streams is not None else None
+            out.append(PhaseResult(phase, len(rs), all(r.ok for r in rs), acc.stats(), quality.finish(reference), sstats))
         return out
 
     def recovery(self, faults_ended_at: float, within: float) -> RecoveryResult:

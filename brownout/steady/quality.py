@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from brownout.steady.golden import lenient_json
-from faults.jsonpath import JsonPath
+from brownout.steady.invariants import ResponseCheck, check_response
+
+__all__ = ["ResponseCheck", "check_response"]  # re-exported: per-response checks live in invariants
 
 PSI_BINS = 10
 PSI_EPS = 1e-4
@@ -115,60 +116,6 @@ class Reservoir:
         return len(self.values)
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseCheck:
-    """What one response body says about validity, and the scores it carries."""
-
-    parsed: bool
-    strict_json: bool
-    missing_paths: tuple[str, ...]
-    non_finite: bool
-    scores: tuple[float, ...]
-
-    @property
-    def valid(self) -> bool:
-        return self.parsed and not self.missing_paths and not self.non_finite
-
-    @property
-    def problem(self) -> str | None:
-        if not self.parsed:
-            return "not JSON"
-        if self.missing_paths:
-            return f"missing {', '.join(self.missing_paths)}"
-        if self.non_finite:
-            return "NaN or Infinity in the response"
-        return None
-
-
-def check_response(body: bytes, required: Sequence[JsonPath], score: JsonPath | None) -> ResponseCheck:
-    try:
-        doc, strict = lenient_json(body)
-    except (ValueError, UnicodeDecodeError):
-        return ResponseCheck(False, False, (), False, ())
-    missing = tuple(p.text for p in required if not p.find(doc))
-    scores: tuple[float, ...] = ()
-    if score is not None:
-        scores = tuple(float(v) for v in score.find(doc) if _is_number(v) and math.isfinite(v))
-    return ResponseCheck(True, strict, missing, not _all_finite(doc), scores)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _all_finite(doc: Any) -> bool:
-    stack = [doc]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, float) and not math.isfinite(node):
-            return False
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return True
-
-
 @dataclass(frozen=True)
 class QualityStats:
     """Prediction quality of one window (or phase); None where there was nothing to measure."""
@@ -183,15 +130,27 @@ class QualityStats:
     precision: float | None = None
     recall: float | None = None
     brier: float | None = None
+    violations: tuple[tuple[str, int], ...] = ()  # (invariant category, responses breaking it)
+    echo_checked: int = 0       # golden probes whose id echo was checked
+    echo_mismatches: int = 0
 
     @property
     def valid_rate(self) -> float | None:
         return (self.responses - self.invalid) / self.responses if self.responses else None
+
+    def violation_rate(self, category: str) -> float | None:
+        """Share of checked responses breaking ``category`` (None with no responses)."""
+        return dict(self.violations).get(category, 0) / self.responses if self.responses else None
+
+    @property
+    def echo_mismatch_rate(self) -> float | None:
+        return self.echo_mismatches / self.echo_checked if self.echo_checked else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "responses": self.responses, "invalid": self.invalid, "valid_rate": self.valid_rate,
             "problems": dict(self.problems), "scores": self.scores, "probes": self.probes,
             "agreement": self.agreement, "psi": self.psi, "precision": self.precision,
-            "recall": self.recall, "brier": self.brier,
+            "recall": self.recall, "brier": self.brier, "violations": dict(self.violations),
+            "echo_checked": self.echo_checked, "echo_mismatches": self.echo_mismatches,
         }

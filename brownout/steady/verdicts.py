@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from brownout.exit_codes import Outcome
-from brownout.experiment.model import AbortWhen, Predictions, Sla
+from brownout.experiment.model import AbortWhen, Predictions, Sla, StreamSla
+from brownout.steady.invariants import MODEL_VERSION, NON_FINITE, SCHEMA, SHAPE
 from brownout.steady.quality import QualityStats
+from brownout.steady.streams import StreamStats
 from brownout.steady.windows import WindowStats
 
 Comparison = Literal["<=", ">="]
@@ -86,8 +88,16 @@ PREDICTION_SLIS: tuple[Sli, ...] = (
     Sli("recall", "min_recall", ">=", lambda w, q: q.recall),
     Sli("brier", "max_brier", "<=", lambda w, q: q.brier),
 )
-# Every response must be valid JSON with the required paths and finite numbers.
+# Every response must be valid (all invariants hold) but for ``max_invalid_rate`` of them.
 VALID_RESPONSES = Sli("valid_responses", "", ">=", lambda w, q: q.valid_rate)
+# Each invariant on its own, so a verdict names the one broken (bound: max_invalid_rate).
+INVARIANT_SLIS: tuple[Sli, ...] = (
+    Sli("schema_violation_rate", "", "<=", lambda w, q: q.violation_rate(SCHEMA)),
+    Sli("non_finite_rate", "", "<=", lambda w, q: q.violation_rate(NON_FINITE)),
+    Sli("shape_mismatch_rate", "", "<=", lambda w, q: q.violation_rate(SHAPE)),
+)
+MODEL_VERSION_SLI = Sli("model_version_skew_rate", "", "<=", lambda w, q: q.violation_rate(MODEL_VERSION))
+ECHO_SLI = Sli("echo_mismatch_rate", "", "<=", lambda w, q: q.echo_mismatch_rate)
 ABORT_SLIS: tuple[Sli, ...] = (
     Sli("error_rate", "error_rate", "<=", lambda w, q: w.error_rate),
     Sli("latency_p99_ms", "latency_p99_ms", "<=", lambda w, q: w.p99_ms),
@@ -112,12 +122,42 @@ def evaluate_sla(stats: WindowStats, quality: QualityStats, sla: Sla, prediction
         if bound is not None and (v := _judge(sli, bound, stats, quality, phase, active_faults, window)):
             out.append(v)
     if predictions is not None:
-        if v := _judge(VALID_RESPONSES, 1.0, stats, quality, phase, active_faults, window):
+        bound = predictions.max_invalid_rate
+        if v := _judge(VALID_RESPONSES, 1.0 - bound, stats, quality, phase, active_faults, window):
             out.append(v)
+        invariants = INVARIANT_SLIS + ((MODEL_VERSION_SLI,) if predictions.model_versions is not None else ()) \
+            + ((ECHO_SLI,) if predictions.echo is not None else ())
+        for sli in invariants:
+            if v := _judge(sli, bound, stats, quality, phase, active_faults, window):
+                out.append(v)
         for sli in PREDICTION_SLIS:
             bound = getattr(predictions, sli.bound_key)
             if bound is not None and (v := _judge(sli, bound, stats, quality, phase, active_faults, window)):
                 out.append(v)
+    return out
+
+
+STREAM_SLIS: tuple[tuple[str, str, Comparison, Callable[[StreamStats], float | None]], ...] = (
+    ("ttft_p50_ms", "ttft_p50_ms", "<=", lambda s: s.ttft_p50_ms),
+    ("ttft_p99_ms", "ttft_p99_ms", "<=", lambda s: s.ttft_p99_ms),
+    ("itl_p99_ms", "itl_p99_ms", "<=", lambda s: s.itl_p99_ms),
+    ("e2el_p99_ms", "e2el_p99_ms", "<=", lambda s: s.e2el_p99_ms),
+    ("goodput", "min_goodput", ">=", lambda s: s.goodput),
+    ("stream_integrity_failures", "max_integrity_failures", "<=", lambda s: float(s.integrity_failures)),
+)
+
+
+def evaluate_streams(stats: WindowStats, streams: StreamStats, sla: StreamSla, *, phase: str,
+                     active_faults: Sequence[str] = (), window: int | None = None) -> list[Verdict]:
+    """Verdicts on the window's probed streams (none when no stream was probed in it)."""
+    if not streams.streams:
+        return []
+    out: list[Verdict] = []
+    for name, key, comparison, value_of in STREAM_SLIS:
+        bound = getattr(sla, key)
+        sli = Sli(name, key, comparison, lambda w, q, f=value_of: f(streams))  # type: ignore[misc]
+        if bound is not None and (v := _judge(sli, float(bound), stats, QualityStats(), phase, active_faults, window)):
+            out.append(v)
     return out
 
 
