@@ -57,3 +57,15 @@ def test_stress_reports_the_breaking_point(server: str, capsys: pytest.CaptureFi
     assert load.run(args) == 1  # even the first step broke a 1 ms bound against a 30 ms server
     out = capsys.readouterr().out
     assert "step 20/s" in out and "BROKE: latency_p99_ms" in out and "nothing (the first step broke)" in out
+
+
+def test_brownout_load_as_users_run_it(server: str) -> None:
+    import subprocess
+
+    from tests.conftest import BROWNOUT, REPO
+
+    result = subprocess.run([*BROWNOUT, "load", f"{server}/ok/cli", "--rate", "200", "--duration", "1s", "--json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["scheduled"] == 200 and summary["dropped"] == 0
