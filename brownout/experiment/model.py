@@ -353,9 +353,12 @@ class Experiment(_Model):
         return next(p for p in self.proxies if p.url.rstrip("/") == step.proxy.rstrip("/"))
 
     def redacted(self) -> dict[str, Any]:
-        """JSON-able dump for reports, with proxy tokens hidden."""
+        """JSON-able dump for reports, with proxy tokens and stream probe headers hidden."""
         data = self.model_dump(mode="json", by_alias=True)
         for proxy in data.get("proxies", []):
             if proxy.get("token"):
                 proxy["token"] = "***"
+        streams = (data.get("steady_state") or {}).get("streams") or {}
+        if streams.get("headers"):  # may carry an API key
+            streams["headers"] = dict.fromkeys(streams["headers"], "***")
         return data
