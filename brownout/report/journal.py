@@ -18,12 +18,16 @@ windows          [{index, phase, start, end, active_faults[], ok,
                    stats{index, start, end, sent, errors, dropped, statuses{}, error_rate,
                          dropped_rate, throughput_rps, p50_ms, p95_ms, p99_ms, max_ms, mean_ms},
                    quality{responses, invalid, valid_rate, problems{}, scores, probes,
-                           agreement, psi, precision, recall, brier},
+                           agreement, psi, precision, recall, brier,
+                           violations{schema|non_finite|shape|model_version: n},
+                           echo_checked, echo_mismatches},
+                   streams{streams, integrity_failures, problems{}, ttft_p50_ms, ttft_p99_ms,
+                           itl_p99_ms, e2el_p99_ms, goodput, tokens} | null,
                    verdicts[verdict], abort[verdict]}]
 verdicts         [verdict]   every window verdict, flat:
                  {phase, window, start, end, sli, comparison: "<="|">=", bound, value, ok,
                   active_faults[], message}
-phases           [{phase, windows, held, stats{...}, quality{...}}]
+phases           [{phase, windows, held, stats{...}, quality{...}, streams{...} | null}]
 checks           [{name, phase, sli, comparison, bound, windows, ok, failures[verdict], message}]
 recovery         {faults_ended_at, within, deadline, recovered, time_to_recover_s} | null
 extra            {}   runner additions (stress breaking points, edge-case findings, ...)
