@@ -58,6 +58,22 @@ def render_summary(report: RunReport, *, paths: Mapping[str, Path] | None = None
                          _num(s.throughput_rps), _num(s.p50_ms), _num(s.p95_ms), _num(s.p99_ms),
                          _num(q.agreement, 100, 1), _num(q.psi, 1, 3)))
         lines += ["", *_table(rows)]
+        streamed = [p for p in report.phases if p.streams is not None and p.streams.streams]
+        if streamed:
+            rows = [("phase", "streams", "broken", "ttft p50", "ttft p99", "itl p99", "goodput%")]
+            for p in streamed:
+                t = p.streams
+                assert t is not None
+                rows.append((p.phase, str(t.streams), str(t.integrity_failures), _num(t.ttft_p50_ms), _num(t.ttft_p99_ms),
+                             _num(t.itl_p99_ms), _num(t.goodput, 100, 1)))
+            lines += ["", *_table(rows)]
+
+    stress = report.extra.get("stress")
+    if stress:
+        lines += ["", f"  stress without faults: {stress['without_faults']['describe']}",
+                  f"  stress with faults:    {stress['with_faults']['describe']}"]
+        if stress.get("capacity_under_fault") is not None:
+            lines.append(f"  capacity under fault: {stress['capacity_under_fault']:.0%} of the capacity without")
 
     if report.checks:
         failed = [c for c in report.checks if not c.ok]
@@ -80,10 +96,10 @@ def render_summary(report: RunReport, *, paths: Mapping[str, Path] | None = None
     if report.injections:
         lines += ["", "  injections:"]
         for i in report.injections:
-            when = f"{i.started_at:g}s" if i.started_at is not None else f"planned {i.planned_at:g}s"
-            until = f"–{i.ended_at:g}s" if i.ended_at is not None else ""
+            when = f"{i.started_at:.2f}s" if i.started_at is not None else f"planned {i.planned_at:.2f}s"
+            until = f"–{i.ended_at:.2f}s" if i.ended_at is not None else ""
             state = f"FAILED: {i.error}" if i.error else ("removed" if i.removed else "")
-            lines.append(f"    {i.id:<10} {i.describe():<32} {when}{until} {state}".rstrip())
+            lines.append(f"    {i.id:<18} {i.describe():<32} {when}{until} {state}".rstrip())
 
     if paths:
         lines += ["", "  reports: " + ", ".join(str(p) for p in paths.values())]

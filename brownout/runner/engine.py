@@ -87,17 +87,16 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
                 await check_target(session, experiment.target.url)
                 await check_proxies(experiment, plan.admin_clients)
                 run.event("preflight_passed")
-                if isinstance(plan.body_shape, StressShape):
+                stress = isinstance(plan.body_shape, StressShape)
+                if stress:
                     from brownout.runner.stress import run_stress
 
                     extra = await run_stress(run, session)
                 else:
                     await _baseline(run, session, baseline_s)
                     await _method(run, session, baseline_s)
-                checks = checker.checks()
-                faults_end = baseline_s + plan.timeline.faults_end
-                if plan.timeline.faults or plan.timeline.actions:
-                    recovery = checker.recovery(faults_end, experiment.recovery.within)
+                if not stress and (plan.timeline.faults or plan.timeline.actions):
+                    recovery = checker.recovery(baseline_s + plan.timeline.faults_end, experiment.recovery.within)
                 checks = checker.checks(recovery)
                 outcome = decide_outcome(checks, aborted=False, recovery=recovery)
                 reason = _reason(outcome, checker, recovery)
