@@ -8,6 +8,7 @@ the end. Where no daemon can run (not root, no dockerd), the tests skip and say 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import shutil
@@ -94,29 +95,36 @@ async def container(dockerd: None) -> AsyncIterator[str]:
     await _api("DELETE", f"/containers/{name}", params={"force": "true"})
 
 
-async def _status(engine: DockerEngine, name: str) -> str:
-    return (await engine.inspect(name))["State"]["Status"]
+async def _status(engine: DockerEngine, name: str, expect: str) -> str:
+    """The container's state once it reads ``expect`` (dockerd reports transitions a moment late
+    on a loaded machine), or whatever it is after 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        status = (await engine.inspect(name))["State"]["Status"]
+        if status == expect or time.monotonic() > deadline:
+            return status
+        await asyncio.sleep(0.05)
 
 
 async def test_kill_then_timed_restart(container: str) -> None:
     target = DockerTargetAdapter(DockerTarget(container=container, action="kill", restart_after=0.3))
     await target.perform()
-    assert await _status(target.engine, container) == "exited"
+    assert await _status(target.engine, container, "exited") == "exited"
     await target.wait_undone()
-    assert target.undone and await _status(target.engine, container) == "running"
+    assert target.undone and await _status(target.engine, container, "running") == "running"
 
 
 async def test_pause_undone_by_cleanup_and_stop_start(container: str) -> None:
     pause = DockerTargetAdapter(DockerTarget(container=container, action="pause"))
     await pause.perform()
-    assert await _status(pause.engine, container) == "paused"
+    assert await _status(pause.engine, container, "paused") == "paused"
     await pause.undo()
-    assert await _status(pause.engine, container) == "running"
+    assert await _status(pause.engine, container, "running") == "running"
     stop = DockerTargetAdapter(DockerTarget(container=container, action="stop"))
     await stop.perform()
-    assert await _status(stop.engine, container) == "exited"
+    assert await _status(stop.engine, container, "exited") == "exited"
     await stop.undo()
-    assert await _status(stop.engine, container) == "running"
+    assert await _status(stop.engine, container, "running") == "running"
 
 
 async def test_unknown_container_is_not_found(dockerd: None) -> None:
