@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from brownout.load.generator import run_load  # noqa: E402
-from brownout.load.shapes import ConstantShape  # noqa: E402
+from brownout.load.generator import run_load
+from brownout.load.shapes import ConstantShape
 
 NGINX = "/usr/sbin/nginx"
 TINY_SERVER = """

@@ -12,6 +12,7 @@ import fcntl
 import itertools
 import json
 import os
+import re
 import socket
 import struct
 import termios
@@ -29,7 +30,7 @@ from faults import Exchange, Proceed, Reset, Respond
 from faults.errors import FaultAborted
 from proxy.config import RouteConfig
 from proxy.injection import Injection
-from proxy.leases import ActiveFault, FaultStore
+from proxy.leases import ActiveFault, FaultStore, path_filter
 from proxy.metrics import ProxyMetrics
 
 log = structlog.get_logger("brownout.proxy")
@@ -39,6 +40,7 @@ HOP_BY_HOP = frozenset({
     "te", "trailer", "trailers", "transfer-encoding", "upgrade",
 })
 _NOT_READ: Any = object()
+_COALESCE_MAX = 16 * 1024  # body bytes sent with the head in one write; more would be an extra copy
 _LINGER_RST = struct.pack("ii", 1, 0)
 
 
@@ -114,7 +116,9 @@ class HttpRoute:
         self._id_prefix = f"{os.getpid():x}-{config.name}"
         self._status_counters: dict[int, Any] = {}
         self._duration = metrics.request_duration.labels(config.name)
-        self._urls: dict[str, URL] = {}
+        self._faults: tuple[ActiveFault, ...] = ()
+        self._needs_body = False
+        self._paths: re.Pattern[str] | None = None
         self.bound: tuple[str, int] | None = None
 
     # -- lifecycle
@@ -160,10 +164,17 @@ class HttpRoute:
             self._count(status)
 
     async def _select(self, request: web.BaseRequest, faults: tuple[ActiveFault, ...]) -> Injection | None:
-        json_body = _NOT_READ
-        if any(f.match.needs_body for f in faults):
-            json_body = await self._read_json(request)
-        selected = tuple(f for f in faults if f.decide(request.method, request.path, request.headers, json_body))
+        if faults is not self._faults:  # a new tuple on every change (copy on write): recheck
+            self._faults, self._paths = faults, path_filter(faults)
+            self._needs_body = any(f.match.needs_body for f in faults)
+        if self._paths is not None and not self._paths.match(request.path):
+            return None  # no fault's path glob fits: nothing to decide, no counter moves
+        json_body = await self._read_json(request) if self._needs_body else _NOT_READ
+        method, path, headers = request.method, request.path, request.headers
+        selected: tuple[ActiveFault, ...] = ()
+        for f in faults:  # a plain loop: nothing is allocated when no fault applies
+            if f.decide(method, path, headers, json_body):
+                selected += (f,)
         if not selected:
             return None
         ex = Exchange(
@@ -239,12 +250,12 @@ class HttpRoute:
         body = self._request_body(request, injection, headers)
         try:
             return await self._session.request(
-                request.method, self._url(request.raw_path), headers=headers,
+                request.method, URL(self._base + request.raw_path, encoded=True), headers=headers,
                 data=body, allow_redirects=False, compress=None,
             )
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamFailed(502, "connect", f"upstream {self._base} refused or unreachable: {exc.os_error}") from None
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamFailed(504, "timeout", f"upstream {self._base} did not answer in time") from None
         except aiohttp.ClientError as exc:
             raise UpstreamFailed(502, "protocol", f"upstream {self._base} failed: {exc.__class__.__name__}: {exc}") from None
@@ -260,13 +271,13 @@ class HttpRoute:
 
     async def _stream_body(self, request: web.BaseRequest, response: web.StreamResponse,
                            upstream: aiohttp.ClientResponse, injection: Injection | None) -> None:
-        chunks: AsyncIterator[bytes] = upstream.content.iter_any()
+        chunks = _pieces(upstream.content)
         first = b""
         if injection is not None and injection.uses("wrap_response_body"):
             chunks = injection.wrap("wrap_response_body", chunks)
         else:
             try:
-                first = upstream.content.read_nowait()  # what came with the head: often the whole body
+                first = upstream.content.read_nowait(_COALESCE_MAX)  # came with the head: often the whole body
             except aiohttp.ClientError:
                 pass  # raised again by the loop below, after the head
         # aiohttp (>= 3.12) holds the head back when asked, to send it with the first body bytes:
@@ -288,7 +299,7 @@ class HttpRoute:
         except FaultAborted:
             await reset_after_flush(request)
             return
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             # The upstream died mid-stream: break the client's response rather than hang or lie.
             self._metrics.upstream_errors.labels(self.name, "midstream").inc()
             log.warning("upstream_broke_midstream", route=self.name, error=repr(exc))
@@ -298,14 +309,6 @@ class HttpRoute:
             abort_connection(request, rst=False)  # a short read, as a truncating fault asked
             return
         await response.write_eof()
-
-    def _url(self, raw_path: str) -> URL:
-        url = self._urls.get(raw_path)
-        if url is None:
-            url = URL(self._base + raw_path, encoded=True)
-            if len(self._urls) < 4096:  # bounded: paths with ids or query strings stay uncached
-                self._urls[raw_path] = url
-        return url
 
     def _upstream_headers(self, request: web.BaseRequest) -> CIMultiDict[str]:
         headers = _strip_hop_by_hop(request.headers)
@@ -332,6 +335,17 @@ class HttpRoute:
         if counter is None:
             counter = self._status_counters[status] = self._metrics.requests.labels(self.name, str(status))
         counter.inc()
+
+
+async def _pieces(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The body as it arrives, piece by piece: unlike ``iter_any`` it never joins buffered pieces
+    (a copy of every byte of a large body)."""
+    while True:
+        piece, _ = await content.readchunk()
+        if piece:
+            yield piece
+        elif content.at_eof():  # (not iter_chunks: it spins on aiohttp's shared empty payload)
+            return
 
 
 async def _chunks_of(source: Any) -> AsyncIterator[bytes]:

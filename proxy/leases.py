@@ -9,8 +9,10 @@ write), so a request reads one tuple and never takes a lock.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import itertools
 import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -74,6 +76,17 @@ class ActiveFault:
             "injections": self.injections,
             "seed": self.seed,
         }
+
+
+def path_filter(faults: tuple[ActiveFault, ...]) -> re.Pattern[str] | None:
+    """One regex matching every path that any of ``faults`` could apply to: the request path
+    rules most requests out in one call. None when a fault has no path glob (matches any path)."""
+    if not faults or any(f.match.path is None for f in faults):
+        return None
+    try:
+        return re.compile("|".join(fnmatch.translate(f.match.path) for f in faults if f.match.path is not None))
+    except re.error:  # (fnmatch of Python < 3.11 names its groups, which clash when joined)
+        return None
 
 
 def _iso(ts: float) -> str:

@@ -1,0 +1,107 @@
+"""Before/after: several Brownout source trees side by side, with nginx, in one invocation.
+
+    git archive HEAD proxy faults brownout | (mkdir -p /tmp/before && tar -x -C /tmp/before)
+    .venv/bin/python -m benchmarks.compare before=/tmp/before after=. after+10f=.:faults
+
+Each variant is ``NAME=DIR`` (a tree holding proxy/, faults/, brownout/), with ``:faults`` to add
+10 non-matching faults. Every variant runs as ``brownout proxy`` pinned to the server CPU; runs
+are interleaved and medians kept. The column to trust on a busy machine is CPU µs per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import (
+    JSON_300,
+    LOAD_CPU,
+    SUT_CPU,
+    VENV_BIN,
+    Stack,
+    add_idle_faults,
+    free_port,
+    median,
+    pin,
+    wait_listening,
+    wrk,
+)
+
+WORKLOADS = {"json c8": ("/json", 8), "json c64": ("/json", 64), "1m c8": ("/1m", 8)}
+MAIN = "import sys; sys.path.insert(0, '.'); from brownout.cli import main; sys.exit(main())"
+
+
+def start_variant(stack: Stack, name: str, tree: str, upstream: int, faults: bool) -> tuple[int, int]:
+    port, admin = free_port(), free_port()
+    conf = stack.workdir / f"{name}.yaml"
+    conf.write_text(f"admin: {{listen: '127.0.0.1:{admin}'}}\nfault_ttl: {{default: 1h, max: 1h}}\nroutes:\n"
+                    f"  - {{name: bench, kind: http, listen: '127.0.0.1:{port}', upstream: 'http://127.0.0.1:{upstream}'}}\n")
+    with open(stack.workdir / f"{name}.log", "wb") as log:  # the child keeps its own copy of the fd
+        proc = subprocess.Popen([*pin(SUT_CPU), str(VENV_BIN / "python"), "-c", MAIN, "proxy", "--config", str(conf),
+                                 "--log-level", "warning"], cwd=os.path.abspath(tree), stdout=log, stderr=subprocess.STDOUT)
+    stack.procs.append(proc)
+    wait_listening(admin)
+    wait_listening(port)
+    if faults:
+        add_idle_faults(admin, "bench", 10)
+    return port, proc.pid
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variants", nargs="+", metavar="NAME=DIR[:faults]")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"subset of {','.join(WORKLOADS)}")
+    args = parser.parse_args()
+    workloads = [w for w in args.workloads.split(",") if w in WORKLOADS]
+    os.sched_setaffinity(0, {LOAD_CPU})
+    with tempfile.TemporaryDirectory(prefix="brownout-compare-") as tmp:
+        stack = Stack(Path(tmp))
+        try:
+            up = free_port()
+            (stack.workdir / "www").mkdir()
+            (stack.workdir / "www" / "1m").write_bytes(bytes(range(256)) * 4096)
+            stack.nginx("upstream", LOAD_CPU, up, f"""
+                location = /json {{ default_type application/json; return 200 '{JSON_300}'; }}
+                location / {{ root {stack.workdir / 'www'}; }}""")
+            targets = {"nginx": (free_port(), 0)}
+            stack.nginx("nginx", SUT_CPU, targets["nginx"][0], """
+                location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";
+                             proxy_buffers 16 64k; proxy_buffer_size 64k; proxy_max_temp_file_size 0; }""",
+                        http_extra=f"upstream up {{ server 127.0.0.1:{up}; keepalive 256; }}")
+            targets["nginx"] = (targets["nginx"][0], stack.procs[-1].pid)
+            for spec in args.variants:
+                name, _, rest = spec.partition("=")
+                tree, _, flag = rest.partition(":")
+                targets[name] = start_variant(stack, name, tree, up, flag == "faults")
+            for port, _ in targets.values():
+                wrk(f"http://127.0.0.1:{port}/json", 64, 1)
+            results: dict[tuple[str, str], list] = {}
+            for _ in range(args.runs):
+                for w in workloads:
+                    path, conns = WORKLOADS[w]
+                    for name, (port, pid) in targets.items():
+                        results.setdefault((name, w), []).append(wrk(f"http://127.0.0.1:{port}{path}", conns, args.seconds, pid))
+        finally:
+            stack.close()
+    print(f"{'workload':9} {'target':12} {'req/s':>8} {'MiB/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'× nginx':>8}")
+    for w in workloads:
+        base = median([r.rps for r in results[("nginx", w)]])
+        for name in targets:
+            rs = results[(name, w)]
+            rps = median([r.rps for r in rs])
+            print(f"{w:9} {name:12} {rps:8.0f} {median([r.bytes_per_s / 2**20 for r in rs]):7.0f} "
+                  f"{median([r.p50_ms for r in rs]):7.3f} {median([r.p99_ms for r in rs]):7.2f} "
+                  f"{median([r.cpu_us for r in rs]):10.1f} {rps / base:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
