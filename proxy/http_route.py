@@ -42,6 +42,8 @@ HOP_BY_HOP = frozenset({
 _NOT_READ: Any = object()
 _COALESCE_MAX = 16 * 1024  # body bytes sent with the head in one write; more would be an extra copy
 _LINGER_RST = struct.pack("ii", 1, 0)
+_READ_BODY = "brownout.read_body"
+_MEASURE_MAX = 8 * 1024 * 1024  # rewritten bodies up to this size get an exact Content-Length
 
 
 class UpstreamFailed(Exception):
@@ -190,7 +192,7 @@ class HttpRoute:
         raw = await request.content.read(self._max_body + 1)
         if len(raw) > self._max_body:
             raise web.HTTPRequestEntityTooLarge(max_size=self._max_body, actual_size=len(raw))
-        request._read_bytes = raw  # replayed to upstream by _request_body
+        request[_READ_BODY] = raw  # aiohttp's per-request storage: replayed upstream by _request_body
         try:
             return json.loads(raw) if raw else None
         except ValueError:
@@ -261,7 +263,7 @@ class HttpRoute:
             raise UpstreamFailed(502, "protocol", f"upstream {self._base} failed: {exc.__class__.__name__}: {exc}") from None
 
     def _request_body(self, request: web.BaseRequest, injection: Injection | None, headers: CIMultiDict[str]) -> Any:
-        read: bytes | None = getattr(request, "_read_bytes", None)
+        read: bytes | None = request.get(_READ_BODY)
         if read is None and not request.body_exists:
             return None
         source: Any = request.content if read is None else read
@@ -275,6 +277,16 @@ class HttpRoute:
         first = b""
         if injection is not None and injection.uses("wrap_response_body"):
             chunks = injection.wrap("wrap_response_body", chunks)
+            if response.content_length is None and _measurable(upstream, request):
+                # A fault dropped the Content-Length of a body of known size: it rewrites the
+                # body. Measure what it produces, so the client gets an exact Content-Length.
+                try:
+                    first = b"".join([chunk async for chunk in chunks])
+                except FaultAborted:
+                    abort_connection(request, rst=True)
+                    return
+                response.content_length = len(first)
+                chunks = _nothing()
         else:
             try:
                 first = upstream.content.read_nowait(_COALESCE_MAX)  # came with the head: often the whole body
@@ -346,6 +358,16 @@ async def _pieces(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
             yield piece
         elif content.at_eof():  # (not iter_chunks: it spins on aiohttp's shared empty payload)
             return
+
+
+def _measurable(upstream: aiohttp.ClientResponse, request: web.BaseRequest) -> bool:
+    length = upstream.content_length
+    return length is not None and length <= _MEASURE_MAX and request.method != "HEAD"
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator
 
 
 async def _chunks_of(source: Any) -> AsyncIterator[bytes]:
