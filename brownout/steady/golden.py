@@ -9,7 +9,6 @@ else must be equal. ``label`` (0/1, optional) enables precision/recall/Brier.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import math
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from brownout.steady.probing import probe_until
 from faults.errors import InvalidInput, InvalidInputs
 from faults.jsonpath import JsonPath
 
@@ -203,12 +203,4 @@ class GoldenProber:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Probe until ``stop`` is set (bounded by the caller's run time)."""
-        while not stop.is_set():
-            result = await self.probe_once()
-            maybe = self.on_result(result)
-            if inspect.isawaitable(maybe):
-                await maybe
-            try:
-                await asyncio.wait_for(stop.wait(), self.interval)
-            except TimeoutError:
-                pass
+        await probe_until(stop, self.probe_once, self.on_result, self.interval)

@@ -18,7 +18,6 @@ counted as good, however fast it was.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import json
 import re
@@ -31,6 +30,7 @@ from typing import Any
 import aiohttp
 
 from brownout.experiment.model import StreamSla
+from brownout.steady.probing import probe_until
 from brownout.steady.quality import quantile
 from brownout.steady.sse import SseEvent, SseParser
 
@@ -249,12 +249,4 @@ class StreamProber:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Probe until ``stop`` is set (bounded by the caller's run time)."""
-        while not stop.is_set():
-            result = await self.probe_once()
-            maybe = self.on_result(result)
-            if inspect.isawaitable(maybe):
-                await maybe
-            try:
-                await asyncio.wait_for(stop.wait(), self.interval)
-            except TimeoutError:
-                pass
+        await probe_until(stop, self.probe_once, self.on_result, self.interval)
