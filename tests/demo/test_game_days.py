@@ -19,6 +19,16 @@ LIBRARY = REPO / "experiments"
 # Shorter for the long ones; the kill needs time for a process to come back.
 SCALE = {"soak": 0.02, "stress-to-failure": 0.1, "gpu-worker-killed": 0.5}
 NAMES = sorted(p.stem for p in LIBRARY.glob("*.yaml"))
+# "200 OK but wrong": the fault families that keep every status 200, and the SLI that must catch each.
+CAUGHT_WITH_200 = {
+    "ml-crossed-responses": "echo_mismatch_rate", "ml-missing-features": "golden_agreement",
+    "ml-model-version-skew": "model_version_skew_rate", "ml-nan-tensor": "non_finite_rate",
+    "ml-schema-drift": "schema_violation_rate", "ml-score-corruption": "golden_agreement",
+    "ml-stale-features": "golden_agreement", "llm-corrupt-tokens": "stream_integrity_failures",
+    "llm-cut-stream": "stream_integrity_failures", "llm-drop-finish-reason": "stream_integrity_failures",
+    "llm-slow-tokens": "itl_p99_ms", "llm-ttft-delay": "ttft_p99_ms",
+    "feature-store-latency": "golden_agreement", "truncated-payloads": "golden_agreement",
+}
 
 
 def _demo(tmp_path: Path, name: str, demo_cache: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
@@ -55,6 +65,11 @@ def test_each_game_day_runs_against_the_demo_stack(tmp_path: Path, name: str, de
     assert journal["windows"] or journal["extra"].get("stress")
     assert all(i["removed"] or i["kind"] == "action" for i in journal["injections"])  # cleanup happened
     assert "reports:" in result.stdout
+    if name in CAUGHT_WITH_200:
+        failed = {v["sli"] for v in journal["verdicts"] if not v["ok"]}
+        statuses = {k for w in journal["windows"] for k, n in (w["stats"].get("statuses") or {}).items() if n}
+        assert result.returncode == 1 and CAUGHT_WITH_200[name] in failed, (failed, result.stdout)
+        assert statuses == {"2xx"}, statuses  # every answer was a 200: only the content checks caught it
 
 
 def test_default_game_day_names_what_broke(tmp_path: Path, demo_cache: Path) -> None:
