@@ -89,18 +89,10 @@ class ConstantShape:
 
 
 @dataclass(frozen=True, slots=True)
-class SoakShape:
+class SoakShape(ConstantShape):
     """A long constant rate; a separate name so reports and CI jobs say what they ran."""
 
     name: ClassVar[str] = "soak"
-    rate: float
-    duration: float
-
-    def rate_at(self, t: float) -> float:
-        return self.rate if 0.0 <= t < self.duration else 0.0
-
-    def segments(self) -> tuple[Segment, ...]:
-        return (Segment(0.0, self.duration, self.rate, self.rate),)
 
 
 @dataclass(frozen=True, slots=True)
