@@ -67,9 +67,13 @@ def test_each_game_day_runs_against_the_demo_stack(tmp_path: Path, name: str, de
     assert "reports:" in result.stdout
     if name in CAUGHT_WITH_200:
         failed = {v["sli"] for v in journal["verdicts"] if not v["ok"]}
-        statuses = {k for w in journal["windows"] for k, n in (w["stats"].get("statuses") or {}).items() if n}
+        counts: dict[str, int] = {}
+        for w in journal["windows"]:
+            for status_class, n in (w["stats"].get("statuses") or {}).items():
+                counts[status_class] = counts.get(status_class, 0) + n
         assert result.returncode == 1 and CAUGHT_WITH_200[name] in failed, (failed, result.stdout)
-        assert statuses == {"2xx"}, statuses  # every answer was a 200: only the content checks caught it
+        # The answers were 200s (a stray 5xx on a busy machine aside): the content checks caught it.
+        assert counts.get("2xx", 0) >= 0.99 * sum(counts.values()), counts
 
 
 def test_default_game_day_names_what_broke(tmp_path: Path, demo_cache: Path) -> None:
