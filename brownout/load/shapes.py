@@ -137,18 +137,14 @@ class SpikeShape:
         return tuple(s for s in parts if s.end > s.start)
 
 
-@dataclass(frozen=True, slots=True)
-class StepsShape:
-    """Stairs from ``start_rate`` to ``end_rate`` by ``step``, each held ``step_duration``."""
+class _Stairs:
+    """Duration, rate and segments of a staircase, from ``rates()`` and ``step_duration``."""
 
-    name: ClassVar[str] = "steps"
-    start_rate: float
-    end_rate: float
-    step: float
+    __slots__ = ()
     step_duration: float
 
     def rates(self) -> list[float]:
-        return _stair_rates(self.start_rate, self.end_rate, self.step)
+        raise NotImplementedError
 
     @property
     def duration(self) -> float:
@@ -164,7 +160,22 @@ class StepsShape:
 
 
 @dataclass(frozen=True, slots=True)
-class StressShape:
+class StepsShape(_Stairs):
+    """Stairs from ``start_rate`` to ``end_rate`` by ``step``, each held ``step_duration``."""
+
+    name: ClassVar[str] = "steps"
+    start_rate: float
+    end_rate: float
+    step: float
+    step_duration: float
+
+    def rates(self) -> list[float]:
+        return _stair_rates(self.start_rate, self.end_rate, self.step)
+
+
+
+@dataclass(frozen=True, slots=True)
+class StressShape(_Stairs):
     """Stairs up from ``start_rate`` by ``step`` to at most ``max_rate``; the stress search
     (``brownout.load.stress``) stops at the first step that breaks the SLA."""
 
@@ -177,17 +188,6 @@ class StressShape:
     def rates(self) -> list[float]:
         return _stair_rates(self.start_rate, max(self.max_rate, self.start_rate), self.step)
 
-    @property
-    def duration(self) -> float:
-        return len(self.rates()) * self.step_duration
-
-    def rate_at(self, t: float) -> float:
-        rates = self.rates()
-        i = int(t // self.step_duration) if t >= 0 else -1
-        return rates[i] if 0 <= i < len(rates) else 0.0
-
-    def segments(self) -> tuple[Segment, ...]:
-        return _stairs(self.rates(), self.step_duration)
 
 
 AnyShape = Union[ConstantShape, SoakShape, RampShape, SpikeShape, StepsShape, StressShape]
