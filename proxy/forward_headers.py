@@ -1,0 +1,91 @@
+"""The headers a request carries upstream, and a response carries back, in one pass each.
+
+Upstream gets the client's headers in order and case, less hop-by-hop names (and those the
+``Connection`` header lists), ``Host`` (the upstream's own is sent), ``Expect`` (answered
+here) and framing (the proxy frames the body it actually sends), plus ``X-Forwarded-For``
+(appended to), ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` (kept when the client set them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from proxy.h1 import HOP_BY_HOP, RawHeaders, connection_tokens
+
+_KEEP, _DROP, _HOST, _EXPECT, _LENGTH, _CHUNKED, _XFF, _XFP, _XFH, _CONNECTION = range(10)
+_REQUEST_ACTIONS = {
+    **dict.fromkeys(HOP_BY_HOP, _DROP), b"connection": _CONNECTION, b"host": _HOST, b"expect": _EXPECT,
+    b"content-length": _LENGTH, b"transfer-encoding": _CHUNKED, b"x-forwarded-for": _XFF,
+    b"x-forwarded-proto": _XFP, b"x-forwarded-host": _XFH,
+}
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"upgrade"})
+
+
+@dataclass(slots=True)
+class Outgoing:
+    headers: RawHeaders  # to send upstream, without Host and framing
+    declared_length: int | None  # the client's Content-Length
+    chunked: bool  # the client sent a chunked body
+    expects_continue: bool
+    upgrade: bytes  # the Upgrade header the client sent (never forwarded), lower case
+
+
+def upstream_request_headers(raw: RawHeaders, client_ip: str) -> Outgoing:
+    kept: RawHeaders = []
+    host = forwarded_for = b""
+    length: int | None = None
+    chunked = expects_continue = has_proto = has_host = False
+    listed: frozenset[bytes] = frozenset()
+    upgrade = b""
+    for name, value in raw:
+        lowered = name.lower()
+        action = _REQUEST_ACTIONS.get(lowered, _KEEP)
+        if action == _KEEP:
+            kept.append((name, value))
+        elif action == _HOST:
+            host = host or value
+        elif action == _LENGTH:
+            length = int(value) if value.strip().isdigit() else None
+        elif action == _CHUNKED:
+            chunked = b"chunked" in value.lower()
+        elif action == _EXPECT:
+            expects_continue = value.strip().lower() == b"100-continue"
+        elif action == _XFF:
+            forwarded_for = forwarded_for + b", " + value if forwarded_for else value
+        elif action == _CONNECTION:
+            listed = connection_tokens(raw) - _PLAIN_CONNECTION
+        else:
+            if lowered == b"upgrade":
+                upgrade = value.strip().lower()
+            has_proto |= action == _XFP
+            has_host |= action == _XFH
+            if action != _DROP:
+                kept.append((name, value))
+    if listed:
+        kept = [(name, value) for name, value in kept if name.lower() not in listed]
+    client = client_ip.encode()
+    kept.append((b"X-Forwarded-For", forwarded_for + b", " + client if forwarded_for else client))
+    if not has_proto:
+        kept.append((b"X-Forwarded-Proto", b"http"))
+    if host and not has_host:
+        kept.append((b"X-Forwarded-Host", host))
+    return Outgoing(kept, length, chunked, expects_continue, upgrade)
+
+
+def response_headers(raw: RawHeaders) -> tuple[RawHeaders, int | None]:
+    """Upstream's headers less hop-by-hop ones, and its Content-Length (None when absent)."""
+    kept: RawHeaders = []
+    length: int | None = None
+    saw_connection = False
+    for name, value in raw:
+        lowered = name.lower()
+        if lowered in HOP_BY_HOP:
+            saw_connection |= lowered == b"connection"
+            continue
+        if lowered == b"content-length":
+            length = int(value) if value.strip().isdigit() else None
+        kept.append((name, value))
+    if saw_connection:
+        listed = connection_tokens(raw)
+        kept = [(name, value) for name, value in kept if name.lower() not in listed]
+    return kept, length

@@ -1,0 +1,67 @@
+"""HTTP/1.1 on the wire: raw header lists, hop-by-hop filtering, heads and chunk framing.
+
+Headers stay as the ``(name, value)`` byte pairs the parser gave us, in order and case, so a
+request with no fault passes through without being decoded; ``as_multidict`` /
+``from_multidict`` convert at the edge where faults need to see or rewrite them.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from multidict import CIMultiDict
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"proxy-connection",
+    b"te", b"trailer", b"trailers", b"transfer-encoding", b"upgrade",
+})
+# Headers the proxy writes itself from the body it actually sends.
+FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+LAST_CHUNK = b"0\r\n\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+
+
+def reason(status: int) -> bytes:
+    return _REASONS.get(status, b"Unknown")
+
+
+def has_no_body(status: int) -> bool:
+    return status < 200 or status in (204, 304)
+
+
+def connection_tokens(headers: RawHeaders) -> frozenset[bytes]:
+    return frozenset(
+        token.strip().lower() for name, value in headers if name.lower() == b"connection" for token in value.split(b",")
+    )
+
+
+def as_multidict(headers: RawHeaders) -> CIMultiDict[str]:
+    return CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in headers)
+
+
+def from_multidict(headers: CIMultiDict[str]) -> RawHeaders:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
+def request_head(method: bytes, target: bytes, headers: RawHeaders) -> bytearray:
+    head = bytearray(method + b" " + target + b" HTTP/1.1\r\n")
+    for name, value in headers:
+        head += name + b": " + value + b"\r\n"
+    head += b"\r\n"
+    return head
+
+
+def response_head(status: int, phrase: bytes, headers: RawHeaders) -> bytearray:
+    head = bytearray(b"HTTP/1.1 %d %s\r\n" % (status, phrase))
+    for name, value in headers:
+        head += name + b": " + value + b"\r\n"
+    head += b"\r\n"
+    return head
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a ``Transfer-Encoding: chunked`` body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)

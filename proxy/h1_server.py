@@ -1,0 +1,278 @@
+"""The client side of an http route: one protocol per connection, requests parsed by httptools.
+
+Each connection runs one coroutine that takes its requests in order (so pipelined requests
+are answered in order) and hands each to the route's handler, which writes the response
+straight to the transport. A client that goes away cancels its handler, as aiohttp's
+``handler_cancellation`` does: a hang or a slow upstream stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import socket
+import struct
+import termios
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
+
+import structlog
+from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
+from multidict import CIMultiDict
+
+from proxy.flow import BodyStream, WriteFlow
+from proxy.h1 import RawHeaders, as_multidict
+
+log = structlog.get_logger("brownout.proxy")
+
+MAX_HEAD = 64 * 1024  # bytes of request line and headers; more is a 431
+_LINGER_RST = struct.pack("ii", 1, 0)
+
+
+class IncomingRequest:
+    """One request as the route sees it: the raw head, its body stream, and lazy decoded views."""
+
+    __slots__ = ("raw_method", "method", "target", "headers", "keep_alive", "http10", "body", "client",
+                 "read_body", "_header_map")
+
+    def __init__(self, raw_method: bytes, target: bytes, headers: RawHeaders, keep_alive: bool, http10: bool,
+                 body: BodyStream, client: str) -> None:
+        self.raw_method, self.method = raw_method, raw_method.decode("ascii")
+        self.target, self.headers, self.keep_alive, self.http10 = target, headers, keep_alive, http10
+        self.body, self.client = body, client
+        self.read_body: bytes | None = None  # set when a body predicate had to read it first
+        self._header_map: CIMultiDict[str] | None = None
+
+    @property
+    def header_map(self) -> CIMultiDict[str]:
+        if self._header_map is None:
+            self._header_map = as_multidict(self.headers)
+        return self._header_map
+
+    @property
+    def path(self) -> str:
+        """The decoded path, as match globs see it."""
+        return unquote(self.target.partition(b"?")[0].decode("latin-1"))
+
+    @property
+    def query(self) -> str:
+        return self.target.partition(b"?")[2].decode("latin-1")
+
+
+Handler = Callable[[IncomingRequest, "ClientConnection"], Awaitable[None]]
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class ClientConnection(WriteFlow):
+    """One client connection. The route writes with ``write``/``drain`` and ends it with
+    ``abort`` (RST or FIN) or ``reset_after_flush``; ``must_close`` closes it after the response."""
+
+    def __init__(self, handler: Handler, registry: set[ClientConnection]) -> None:
+        self._handler, self._registry = handler, registry
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.client = ""
+        self._parser = HttpRequestParser(self)
+        self._queue: deque[IncomingRequest | Exception] = deque()
+        self._arrived: asyncio.Future[None] | None = None
+        self._current: IncomingRequest | None = None
+        self._url = b""
+        self._headers: RawHeaders = []
+        self._head_size = 0
+        self._task: asyncio.Task[None] | None = None
+        self.busy = False
+        self.must_close = False
+        self.closing = False  # the proxy is shutting down: finish the request in flight, then close
+        self.idle_since = time.monotonic()
+
+    # -- transport callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if isinstance(peer, tuple) else ""
+        self._registry.add(self)
+        self._task = self._loop.create_task(self._serve())
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except HttpParserUpgrade:
+            self._stop_parsing()  # what follows is another protocol: answer what we have, then close
+        except HttpParserError as exc:
+            bad = _HeadTooLarge() if self._head_size > MAX_HEAD else exc
+            if self._current is not None and not self._current.body.finished:
+                self._current.body.fail(ConnectionResetError(f"malformed request body: {exc}"))
+            self._queue.append(bad)
+            self._stop_parsing()
+            self._wake()
+
+    def eof_received(self) -> bool:
+        if self._current is not None:
+            self._current.body.fail(ConnectionResetError("client closed the connection mid-body"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = exc or ConnectionResetError("client closed the connection")
+        self._registry.discard(self)
+        self._wake_writer(self._lost)
+        if self._current is not None:
+            self._current.body.fail(self._lost)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    # -- parser callbacks
+
+    def on_message_begin(self) -> None:
+        self._url, self._headers, self._head_size = b"", [], 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._grow(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        self._grow(len(name) + len(value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        assert self.transport is not None
+        body = BodyStream(self.transport.pause_reading, self._resume_reading)
+        self._current = IncomingRequest(parser.get_method(), self._url, self._headers, parser.should_keep_alive(),
+                                        parser.get_http_version() == "1.0", body, self.client)
+        self._queue.append(self._current)
+        self._wake()
+
+    def on_body(self, data: bytes) -> None:
+        if self._current is not None:
+            self._current.body.feed(data)
+
+    def on_message_complete(self) -> None:
+        if self._current is not None:
+            self._current.body.finish()
+
+    def _grow(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > MAX_HEAD:
+            raise _HeadTooLarge()
+
+    # -- serving
+
+    async def _serve(self) -> None:
+        try:
+            while True:
+                while not self._queue:
+                    self._arrived = self._loop.create_future()
+                    await self._arrived
+                request = self._queue.popleft()
+                if isinstance(request, Exception):
+                    self._reject(request)
+                    return
+                self.busy = True
+                await self._handle(request)
+                self.busy = False
+                self.idle_since = time.monotonic()
+                if self.must_close or self.closing or not request.keep_alive or not request.body.finished:
+                    break  # (an unread body leaves no clean boundary for the next request)
+                if self.stopped_parsing and not self._queue:
+                    break  # an upgrade or a malformed stream: nothing more can be read
+            self.close()
+        except asyncio.CancelledError:
+            pass  # the client went away
+
+    async def _handle(self, request: IncomingRequest) -> None:
+        try:
+            await self._handler(request, self)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the route answers every error itself; this is the last line of defence
+            log.exception("request_failed", target=request.target.decode("latin-1"))
+            self.abort(rst=False)
+
+    def _reject(self, error: Exception) -> None:
+        if isinstance(error, _HeadTooLarge):
+            status, detail = 431, f"request head over {MAX_HEAD} bytes"
+        else:
+            status, detail = 400, f"malformed HTTP request: {error}"
+        body = b'{"error": "%s"}' % detail.replace('"', "'").encode()
+        self.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                   % (status, b"Bad Request" if status == 400 else b"Request Header Fields Too Large", len(body), body))
+        self.close()
+
+    def _wake(self) -> None:
+        arrived = self._arrived
+        if arrived is not None:
+            self._arrived = None
+            if not arrived.done():
+                arrived.set_result(None)
+
+    def _stop_parsing(self) -> None:
+        self._parser = _Ignore()  # type: ignore[assignment]
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.transport is not None and not self.stopped_parsing:
+            self.transport.resume_reading()
+
+    # -- what the route uses
+
+    @property
+    def stopped_parsing(self) -> bool:
+        return isinstance(self._parser, _Ignore)
+
+    @property
+    def lost(self) -> bool:
+        return self._lost is not None
+
+    def write(self, data: bytes | bytearray) -> None:
+        if self._lost is None and self.transport is not None:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self, *, rst: bool) -> None:
+        """Close without (the rest of) a response: RST (SO_LINGER 0) or a plain FIN."""
+        transport = self.transport
+        if transport is None:
+            return
+        self.must_close = True
+        sock = transport.get_extra_info("socket")
+        if rst and sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            except OSError:
+                pass
+        transport.abort() if rst else transport.close()
+
+    async def reset_after_flush(self, wait: float = 0.2) -> None:
+        """RST after what was written has been delivered (ACKed): an RST makes the kernel drop
+        unsent data, so "N bytes then a reset" waits for an empty send queue, or ``wait`` seconds."""
+        transport = self.transport
+        sock: Any = transport.get_extra_info("socket") if transport is not None else None
+        deadline = time.monotonic() + wait
+        while sock is not None and transport is not None and time.monotonic() < deadline:
+            if transport.get_write_buffer_size() == 0:
+                try:
+                    unsent = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+                except OSError:
+                    break
+                if unsent == 0:
+                    break
+            await asyncio.sleep(0.002)
+        self.abort(rst=True)
+
+
+class _Ignore:
+    """Stands in for the parser once the byte stream is no longer HTTP we can read."""
+
+    def feed_data(self, data: bytes) -> None:
+        pass
