@@ -76,16 +76,17 @@ def response_headers(raw: RawHeaders) -> tuple[RawHeaders, int | None]:
     """Upstream's headers less hop-by-hop ones, and its Content-Length (None when absent)."""
     kept: RawHeaders = []
     length: int | None = None
-    saw_connection = False
+    listed = False
     for name, value in raw:
         lowered = name.lower()
         if lowered in HOP_BY_HOP:
-            saw_connection |= lowered == b"connection"
+            # "Connection: keep-alive" (nginx sends it on every response) names nothing to drop
+            listed |= lowered == b"connection" and value.lower() not in _PLAIN_CONNECTION
             continue
         if lowered == b"content-length":
             length = int(value) if value.strip().isdigit() else None
         kept.append((name, value))
-    if saw_connection:
-        listed = connection_tokens(raw)
-        kept = [(name, value) for name, value in kept if name.lower() not in listed]
+    if listed:
+        names = connection_tokens(raw)
+        kept = [(name, value) for name, value in kept if name.lower() not in names]
     return kept, length

@@ -55,7 +55,8 @@ class IncomingRequest:
     @property
     def path(self) -> str:
         """The decoded path, as match globs see it."""
-        return unquote(self.target.partition(b"?")[0].decode("latin-1"))
+        path = self.target.partition(b"?")[0].decode("latin-1")
+        return unquote(path) if "%" in path else path
 
     @property
     def query(self) -> str:
@@ -89,6 +90,7 @@ class ClientConnection(WriteFlow):
         self.busy = False
         self.must_close = False
         self.closing = False  # the proxy is shutting down: finish the request in flight, then close
+        self.stopped_parsing = False  # after an upgrade or malformed bytes: nothing more is read
         self.idle_since = time.monotonic()
 
     # -- transport callbacks
@@ -175,7 +177,11 @@ class ClientConnection(WriteFlow):
                     self._reject(request)
                     return
                 self.busy = True
-                await self._handle(request)
+                try:
+                    await self._handler(request, self)
+                except Exception:  # the route answers every error itself; this is the last line of defence
+                    log.exception("request_failed", target=request.target.decode("latin-1"))
+                    self.abort(rst=False)
                 self.busy = False
                 self.idle_since = time.monotonic()
                 if self.must_close or self.closing or not request.keep_alive or not request.body.finished:
@@ -185,15 +191,6 @@ class ClientConnection(WriteFlow):
             self.close()
         except asyncio.CancelledError:
             pass  # the client went away
-
-    async def _handle(self, request: IncomingRequest) -> None:
-        try:
-            await self._handler(request, self)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the route answers every error itself; this is the last line of defence
-            log.exception("request_failed", target=request.target.decode("latin-1"))
-            self.abort(rst=False)
 
     def _reject(self, error: Exception) -> None:
         if isinstance(error, _HeadTooLarge):
@@ -213,6 +210,7 @@ class ClientConnection(WriteFlow):
                 arrived.set_result(None)
 
     def _stop_parsing(self) -> None:
+        self.stopped_parsing = True
         self._parser = _Ignore()  # type: ignore[assignment]
         if self.transport is not None:
             self.transport.pause_reading()
@@ -222,10 +220,6 @@ class ClientConnection(WriteFlow):
             self.transport.resume_reading()
 
     # -- what the route uses
-
-    @property
-    def stopped_parsing(self) -> bool:
-        return isinstance(self._parser, _Ignore)
 
     @property
     def lost(self) -> bool:

@@ -58,8 +58,7 @@ class HttpRoute:
         self._housekeeping: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._id_prefix = f"{os.getpid():x}-{config.name}"
-        self._status_counters: dict[int, Any] = {}
-        self._duration = metrics.request_duration.labels(config.name)
+        self._requests = metrics.route_requests(config.name)
         self._faults: tuple[ActiveFault, ...] = ()
         self._needs_body = False
         self._paths: re.Pattern[str] | None = None
@@ -90,7 +89,7 @@ class HttpRoute:
             await asyncio.sleep(0.02)
         for connection in list(self._connections):
             connection.abort(rst=False)
-        self._pool.close_idle()
+        self._pool.close()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
 
@@ -106,23 +105,26 @@ class HttpRoute:
 
     async def handle(self, request: IncomingRequest, client: ClientConnection) -> None:
         started = time.perf_counter()
-        status = 0
+        status = _RESET  # unless an answer is sent: the client went away (the handler was cancelled)
         try:
             faults = self._store.for_route(self.name)
-            injection = await self._select(request, client, faults) if faults else None
+            injection = None
+            if faults and self._may_apply(request, faults):
+                injection = await self._select(request, client, faults)
             status = await self._serve(request, client, injection)
         finally:
-            self._duration.observe(time.perf_counter() - started)
-            self._count(status)
+            self._requests.record(status, time.perf_counter() - started)
 
-    async def _select(self, request: IncomingRequest, client: ClientConnection,
-                      faults: tuple[ActiveFault, ...]) -> Injection | None:
+    def _may_apply(self, request: IncomingRequest, faults: tuple[ActiveFault, ...]) -> bool:
+        """The cheap check: can any fault's path glob fit? (Most requests stop here.)"""
         if faults is not self._faults:  # a new tuple on every change (copy on write): recheck
             self._faults, self._paths = faults, path_filter(faults)
             self._needs_body = any(f.match.needs_body for f in faults)
+        return self._paths is None or self._paths.match(request.path) is not None
+
+    async def _select(self, request: IncomingRequest, client: ClientConnection,
+                      faults: tuple[ActiveFault, ...]) -> Injection | None:
         path = request.path
-        if self._paths is not None and not self._paths.match(path):
-            return None  # no fault's path glob fits: nothing to decide, no counter moves
         json_body = await self._read_json(request, client) if self._needs_body else _NOT_READ
         method, headers = request.method, request.header_map
         selected: tuple[ActiveFault, ...] = ()
@@ -326,12 +328,6 @@ class HttpRoute:
     def _mark(self, headers: h1.RawHeaders, injection: Injection | None) -> None:
         if self._fault_header and injection is not None:
             headers.append((b"x-brownout-fault", injection.ids.encode()))
-
-    def _count(self, status: int) -> None:
-        counter = self._status_counters.get(status)
-        if counter is None:
-            counter = self._status_counters[status] = self._metrics.requests.labels(self.name, str(status))
-        counter.inc()
 
 
 class _TooLarge(Exception):

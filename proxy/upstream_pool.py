@@ -4,7 +4,9 @@ A request is its head (bytes the route built) and a body (bytes, or an async ite
 wire bytes, uploaded alongside waiting for the answer). ``request()`` returns once the
 response head is in; its body then streams through a ``BodyStream``. A connection goes
 back to the pool only when its response was read to the end and both sides keep it alive.
-The read timeout counts upstream silence, as aiohttp's ``sock_read`` does.
+The read timeout counts upstream silence, as aiohttp's ``sock_read`` does; one watcher per
+pool checks the connections in use a few times per timeout (a timer per request would cost more
+than the rest of the exchange's Python code).
 """
 
 from __future__ import annotations
@@ -63,7 +65,6 @@ class UpstreamConnection(WriteFlow):
         self._headers: RawHeaders = []
         self._reason = b""
         self._received = self._complete = self._keep_alive = self._interim = self._head_only = False
-        self._timer: asyncio.TimerHandle | None = None
         self._last_read = 0.0
         self.idle_since = 0.0
 
@@ -83,7 +84,6 @@ class UpstreamConnection(WriteFlow):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = exc or ConnectionResetError("upstream closed the connection")
         self._pool.forget(self)
-        self._stop_timer()
         self._wake_writer(self._lost)
         if self._head is not None and not self._head.done():
             self._head.set_exception(_ClosedBeforeAnswer(self._received))
@@ -132,12 +132,11 @@ class UpstreamConnection(WriteFlow):
 
     # -- one exchange
 
-    async def exchange(self, head: bytes, body: Body, head_only: bool, timeout: float) -> UpstreamResponse:
+    async def exchange(self, head: bytes, body: Body, head_only: bool) -> UpstreamResponse:
         assert self.transport is not None
         self._head = self._loop.create_future()
         self._response, self._received, self._complete, self._head_only = None, False, False, head_only
         self._last_read = self._loop.time()
-        self._timer = self._loop.call_later(timeout, self._check_silence, timeout)
         if body is None or isinstance(body, bytes):
             self.transport.write(head + body if body else head)
         else:
@@ -162,7 +161,7 @@ class UpstreamConnection(WriteFlow):
                 raise
 
     def release(self) -> None:
-        self._stop_timer()
+        self._pool.busy.discard(self)
         upload, self._upload = self._upload, None
         uploaded = upload is None or (upload.done() and not upload.cancelled() and upload.exception() is None)
         if upload is not None and not upload.done():
@@ -177,7 +176,6 @@ class UpstreamConnection(WriteFlow):
 
     def _finish(self) -> None:
         self._complete = True
-        self._stop_timer()
         assert self._response is not None
         self._response.body.finish()
 
@@ -197,20 +195,14 @@ class UpstreamConnection(WriteFlow):
         if self.transport is not None:
             self.transport.resume_reading()
 
-    def _check_silence(self, timeout: float) -> None:
-        silent = self._loop.time() - self._last_read
-        if self._complete or self._lost is not None:
+    def check_silence(self, now: float, timeout: float) -> None:
+        """Called by the pool's watcher: break the exchange if the upstream has been silent too long."""
+        if self._complete or self._lost is not None or self.transport is None:
             return
-        if silent < timeout or (self._response is not None and not self.transport.is_reading()):  # type: ignore[union-attr]
-            self._timer = self._loop.call_later(timeout - silent if silent < timeout else timeout,
-                                                self._check_silence, timeout)
-            return
-        self._break(TimeoutError(f"upstream silent for {timeout:g}s"))
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._response is not None and not self.transport.is_reading():
+            self._last_read = now  # waiting on our client is not upstream silence
+        elif now - self._last_read >= timeout:
+            self._break(TimeoutError(f"upstream silent for {timeout:g}s"))
 
 
 class UpstreamPool:
@@ -226,6 +218,8 @@ class UpstreamPool:
         self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
         self._idle: list[UpstreamConnection] = []
+        self.busy: set[UpstreamConnection] = set()
+        self._watcher: asyncio.Task[None] | None = None
 
     async def request(self, head: bytes, body: Body, *, head_only: bool = False) -> UpstreamResponse:
         while self._idle:
@@ -246,8 +240,11 @@ class UpstreamPool:
             raise self._failed("protocol", closed) from None
 
     async def _exchange(self, connection: UpstreamConnection, head: bytes, body: Body, head_only: bool) -> UpstreamResponse:
+        self.busy.add(connection)
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_silence())
         try:
-            return await connection.exchange(head, body, head_only, self._read_timeout)
+            return await connection.exchange(head, body, head_only)
         except TimeoutError:
             connection.release()
             raise UpstreamFailed(504, "timeout", f"upstream {self.base_url} did not answer in time") from None
@@ -271,6 +268,14 @@ class UpstreamPool:
             raise UpstreamFailed(502, "connect", f"upstream {self.base_url} refused or unreachable: {exc}") from None
         return connection
 
+    async def _watch_silence(self) -> None:
+        loop, timeout = asyncio.get_running_loop(), self._read_timeout
+        while True:
+            await asyncio.sleep(max(0.01, min(timeout / 4, 0.5)))
+            now = loop.time()
+            for connection in list(self.busy):
+                connection.check_silence(now, timeout)
+
     def _failed(self, cause: str, exc: BaseException) -> UpstreamFailed:
         return UpstreamFailed(502, cause, f"upstream {self.base_url} failed: {exc.__class__.__name__}: {exc}")
 
@@ -282,8 +287,14 @@ class UpstreamPool:
             connection.transport.close()
 
     def forget(self, connection: UpstreamConnection) -> None:
+        self.busy.discard(connection)
         if connection in self._idle:
             self._idle.remove(connection)
+
+    def close(self) -> None:
+        self.close_idle()
+        if self._watcher is not None:
+            self._watcher.cancel()
 
     def close_idle(self, older_than: float = 0.0) -> None:
         """Close idle connections unused for ``older_than`` seconds (all of them with 0)."""
