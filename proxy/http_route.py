@@ -107,11 +107,7 @@ class HttpRoute:
         started = time.perf_counter()
         status = _RESET  # unless an answer is sent: the client went away (the handler was cancelled)
         try:
-            faults = self._store.for_route(self.name)
-            injection = None
-            if faults and self._may_apply(request, faults):
-                injection = await self._select(request, client, faults)
-            status = await self._serve(request, client, injection)
+            status = await self._serve(request, client)
         finally:
             self._requests.record(status, time.perf_counter() - started)
 
@@ -157,8 +153,12 @@ class HttpRoute:
         except ValueError:
             return _NOT_READ
 
-    async def _serve(self, request: IncomingRequest, client: ClientConnection, injection: Injection | None) -> int:
+    async def _serve(self, request: IncomingRequest, client: ClientConnection) -> int:
         try:
+            injection = None
+            faults = self._store.for_route(self.name)
+            if faults and self._may_apply(request, faults):
+                injection = await self._select(request, client, faults)
             if injection is not None:
                 for hook in ("on_connection", "on_request"):
                     outcome = await injection.run(hook)
@@ -209,14 +209,14 @@ class HttpRoute:
             upstream.release()
 
     def _upstream_request(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
-                          injection: Injection | None) -> tuple[bytes, Body]:
+                          injection: Injection | None) -> tuple[bytearray, Body]:
         """The head and body to send upstream, framed by what is actually sent."""
         headers = outgoing.headers if injection is None else h1.from_multidict(injection.ex.request_headers)
         headers = [(n, v) for n, v in headers if n.lower() not in h1.FRAMING] if injection is not None else headers
         has_body = outgoing.declared_length is not None or outgoing.chunked
         body: Body = None
-        if request.read_body is not None:
-            body = request.read_body
+        if has_body and request.read_body is not None:
+            body = request.read_body  # a body predicate read it already
         elif has_body and request.body.complete:
             body = request.body.take_all()  # arrived with the head: sent with it, in one write
         elif has_body:
@@ -232,7 +232,7 @@ class HttpRoute:
             headers.append((b"Transfer-Encoding", b"chunked"))
             body = _chunked(body)
         headers.insert(0, (b"Host", self._pool.host_header))
-        return bytes(h1.request_head(request.raw_method, self._pool.prefix + request.target, headers)), body
+        return h1.request_head(request.raw_method, self._pool.prefix + request.target, headers), body
 
     async def _send_response(self, request: IncomingRequest, client: ClientConnection, upstream: UpstreamResponse,
                              status: int, phrase: bytes, headers: h1.RawHeaders, length: int | None,

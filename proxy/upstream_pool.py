@@ -132,7 +132,7 @@ class UpstreamConnection(WriteFlow):
 
     # -- one exchange
 
-    async def exchange(self, head: bytes, body: Body, head_only: bool) -> UpstreamResponse:
+    async def exchange(self, head: bytes | bytearray, body: Body, head_only: bool) -> UpstreamResponse:
         assert self.transport is not None
         self._head = self._loop.create_future()
         self._response, self._received, self._complete, self._head_only = None, False, False, head_only
@@ -221,7 +221,7 @@ class UpstreamPool:
         self.busy: set[UpstreamConnection] = set()
         self._watcher: asyncio.Task[None] | None = None
 
-    async def request(self, head: bytes, body: Body, *, head_only: bool = False) -> UpstreamResponse:
+    async def request(self, head: bytes | bytearray, body: Body, *, head_only: bool = False) -> UpstreamResponse:
         while self._idle:
             connection = self._idle.pop()
             if connection._lost is None:
@@ -239,7 +239,7 @@ class UpstreamPool:
         except _ClosedBeforeAnswer as closed:
             raise self._failed("protocol", closed) from None
 
-    async def _exchange(self, connection: UpstreamConnection, head: bytes, body: Body, head_only: bool) -> UpstreamResponse:
+    async def _exchange(self, connection: UpstreamConnection, head: bytes | bytearray, body: Body, head_only: bool) -> UpstreamResponse:
         self.busy.add(connection)
         if self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(self._watch_silence())
