@@ -116,6 +116,8 @@ class ClientConnection(WriteFlow):
             self._wake()
 
     def eof_received(self) -> bool:
+        # A FIN from the client means it gave up, as nginx (499) and aiohttp read it: returning
+        # False closes the transport, which cancels the handler (a hang or slow upstream ends).
         if self._current is not None:
             self._current.body.fail(ConnectionResetError("client closed the connection mid-body"))
         return False

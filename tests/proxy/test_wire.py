@@ -237,3 +237,4 @@ async def test_body_predicates_read_the_body_once_and_bound_it(proxied: Any) -> 
             assert json.loads((await response.json())["body"]) == {"user": "alice"}
         async with session.post(proxy.url("api", "/echo"), data=b"x" * 5000) as response:
             assert response.status == 413 and "1000 bytes" in (await response.json())["error"]
+
