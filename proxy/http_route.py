@@ -107,7 +107,21 @@ class HttpRoute:
         started = time.perf_counter()
         status = _RESET  # unless an answer is sent: the client went away (the handler was cancelled)
         try:
-            status = await self._serve(request, client)
+            injection = None
+            faults = self._store.for_route(self.name)
+            if faults and self._may_apply(request, faults):
+                injection = await self._select(request, client, faults)
+            if injection is not None:
+                for hook in ("on_connection", "on_request"):
+                    outcome = await injection.run(hook)
+                    if not isinstance(outcome, Proceed):
+                        status = self._answer(request, client, outcome, injection)
+                        return
+            status = await self._forward(request, client, injection)
+        except FaultAborted:
+            client.abort(rst=True)
+        except _TooLarge as too_large:
+            status = self._error(request, client, 413, "body", f"request body over {too_large.limit} bytes")
         finally:
             self._requests.record(status, time.perf_counter() - started)
 
@@ -152,24 +166,6 @@ class HttpRoute:
             return json.loads(raw) if raw else None
         except ValueError:
             return _NOT_READ
-
-    async def _serve(self, request: IncomingRequest, client: ClientConnection) -> int:
-        try:
-            injection = None
-            faults = self._store.for_route(self.name)
-            if faults and self._may_apply(request, faults):
-                injection = await self._select(request, client, faults)
-            if injection is not None:
-                for hook in ("on_connection", "on_request"):
-                    outcome = await injection.run(hook)
-                    if not isinstance(outcome, Proceed):
-                        return self._answer(request, client, outcome, injection)
-            return await self._forward(request, client, injection)
-        except FaultAborted:
-            client.abort(rst=True)
-            return _RESET
-        except _TooLarge as too_large:
-            return self._error(request, client, 413, "body", f"request body over {too_large.limit} bytes")
 
     def _answer(self, request: IncomingRequest, client: ClientConnection, outcome: Reset | Respond,
                 injection: Injection | None) -> int:
