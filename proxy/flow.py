@@ -17,6 +17,12 @@ HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 
 
+def wake(waiter: asyncio.Future[None] | None, error: BaseException | None = None) -> None:
+    """Resolve a coroutine's waiter, if there is one still waiting."""
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None) if error is None else waiter.set_exception(error)
+
+
 class BodyStream:
     __slots__ = ("_pieces", "_buffered", "_done", "_error", "_waiter", "_pause", "_resume", "_paused")
 
@@ -50,11 +56,8 @@ class BodyStream:
             self._wake()
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self._waiter = self._waiter, None
+        wake(waiter)
 
     # -- the consumer side
 
@@ -128,11 +131,8 @@ class WriteFlow(asyncio.Protocol):
         self._wake_writer(None)
 
     def _wake_writer(self, error: BaseException | None) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None) if error is None else waiter.set_exception(error)
+        waiter, self._drain_waiter = self._drain_waiter, None
+        wake(waiter, error)
 
     async def drain(self) -> None:
         if self._lost is not None:

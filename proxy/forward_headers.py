@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proxy.h1 import HOP_BY_HOP, RawHeaders, connection_tokens
+from proxy.h1 import FRAMING, HOP_BY_HOP, RawHeaders, connection_tokens
 
 _KEEP, _DROP, _HOST, _EXPECT, _LENGTH, _CHUNKED, _XFF, _XFP, _XFH, _CONNECTION = range(10)
 _REQUEST_ACTIONS = {
@@ -73,7 +73,11 @@ def upstream_request_headers(raw: RawHeaders, client_ip: str) -> Outgoing:
 
 
 def response_headers(raw: RawHeaders) -> tuple[RawHeaders, int | None]:
-    """Upstream's headers less hop-by-hop ones, and its Content-Length (None when absent)."""
+    """Upstream's headers less hop-by-hop ones, and its Content-Length (None when absent).
+
+    A transfer coding other than ``chunked`` (rare: ``gzip``) is part of what the bytes are, so it
+    stays; the proxy adds ``chunked`` itself where it frames the body that way.
+    """
     kept: RawHeaders = []
     length: int | None = None
     listed = False
@@ -82,11 +86,15 @@ def response_headers(raw: RawHeaders) -> tuple[RawHeaders, int | None]:
         if lowered in HOP_BY_HOP:
             # "Connection: keep-alive" (nginx sends it on every response) names nothing to drop
             listed |= lowered == b"connection" and value.lower() not in _PLAIN_CONNECTION
+            if lowered == b"transfer-encoding":
+                codings = [c.strip() for c in value.split(b",") if c.strip().lower() not in (b"chunked", b"")]
+                if codings:
+                    kept.append((name, b", ".join(codings)))
             continue
         if lowered == b"content-length":
             length = int(value) if value.strip().isdigit() else None
         kept.append((name, value))
     if listed:
-        names = connection_tokens(raw)
+        names = connection_tokens(raw) - FRAMING  # framing is never the upstream's to drop
         kept = [(name, value) for name, value in kept if name.lower() not in names]
     return kept, length

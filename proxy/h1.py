@@ -43,7 +43,32 @@ def as_multidict(headers: RawHeaders) -> CIMultiDict[str]:
 
 
 def from_multidict(headers: CIMultiDict[str]) -> RawHeaders:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    return [(name.encode("latin-1"), encode_value(value)) for name, value in headers.items()]
+
+
+def encode_value(value: str) -> bytes:
+    """Latin-1 (what ``as_multidict`` decoded, byte for byte), or UTF-8 for text a fault wrote."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+def origin_form(target: bytes) -> bytes | None:
+    """The path-and-query of a request target; None for a target no reverse proxy should forward.
+
+    An absolute-form target (``http://host/path``) is reduced to its path: sent upstream as is,
+    the upstream would take the client's host over ours.
+    """
+    if target[:1] == b"/":
+        return target
+    scheme, sep, rest = target.partition(b"://")
+    if sep and scheme.lower() in (b"http", b"https"):
+        slash, query = rest.find(b"/"), rest.find(b"?")
+        if slash >= 0 and (query < 0 or slash < query):
+            return rest[slash:]
+        return b"/" + rest[query:] if query >= 0 else b"/"
+    return target if target == b"*" else None
 
 
 def request_head(method: bytes, target: bytes, headers: RawHeaders) -> bytearray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import socket
 import struct
 import termios
@@ -23,12 +24,13 @@ import structlog
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 from multidict import CIMultiDict
 
-from proxy.flow import BodyStream, WriteFlow
-from proxy.h1 import RawHeaders, as_multidict
+from proxy.flow import BodyStream, WriteFlow, wake
+from proxy.h1 import RawHeaders, as_multidict, origin_form
 
 log = structlog.get_logger("brownout.proxy")
 
 MAX_HEAD = 64 * 1024  # bytes of request line and headers; more is a 431
+MAX_PIPELINED = 8  # requests parsed ahead of the one being answered; then reading pauses
 _LINGER_RST = struct.pack("ii", 1, 0)
 
 
@@ -70,6 +72,15 @@ class _HeadTooLarge(Exception):
     pass
 
 
+class ClientBodyBroken(ConnectionResetError):
+    """The client's request body broke: it went away mid-body, or sent bytes that are not HTTP
+    (``malformed``: worth a 400 if nothing was answered yet)."""
+
+    def __init__(self, detail: str, *, malformed: bool = False) -> None:
+        super().__init__(detail)
+        self.malformed = malformed
+
+
 class ClientConnection(WriteFlow):
     """One client connection. The route writes with ``write``/``drain`` and ends it with
     ``abort`` (RST or FIN) or ``reset_after_flush``; ``must_close`` closes it after the response."""
@@ -91,6 +102,7 @@ class ClientConnection(WriteFlow):
         self.must_close = False
         self.closing = False  # the proxy is shutting down: finish the request in flight, then close
         self.stopped_parsing = False  # after an upgrade or malformed bytes: nothing more is read
+        self._paused_by: set[str] = set()
         self.idle_since = time.monotonic()
 
     # -- transport callbacks
@@ -110,7 +122,7 @@ class ClientConnection(WriteFlow):
         except HttpParserError as exc:
             bad = _HeadTooLarge() if self._head_size > MAX_HEAD else exc
             if self._current is not None and not self._current.body.finished:
-                self._current.body.fail(ConnectionResetError(f"malformed request body: {exc}"))
+                self._current.body.fail(ClientBodyBroken(f"malformed request body: {exc}", malformed=True))
             self._queue.append(bad)
             self._stop_parsing()
             self._wake()
@@ -119,7 +131,7 @@ class ClientConnection(WriteFlow):
         # A FIN from the client means it gave up, as nginx (499) and aiohttp read it: returning
         # False closes the transport, which cancels the handler (a hang or slow upstream ends).
         if self._current is not None:
-            self._current.body.fail(ConnectionResetError("client closed the connection mid-body"))
+            self._current.body.fail(ClientBodyBroken("client closed the connection mid-body"))
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -127,7 +139,7 @@ class ClientConnection(WriteFlow):
         self._registry.discard(self)
         self._wake_writer(self._lost)
         if self._current is not None:
-            self._current.body.fail(self._lost)
+            self._current.body.fail(ClientBodyBroken("client closed the connection mid-body"))
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
@@ -147,10 +159,13 @@ class ClientConnection(WriteFlow):
     def on_headers_complete(self) -> None:
         parser = self._parser
         assert self.transport is not None
-        body = BodyStream(self.transport.pause_reading, self._resume_reading)
-        self._current = IncomingRequest(parser.get_method(), self._url, self._headers, parser.should_keep_alive(),
+        body = BodyStream(self._pause_for_body, self._resume_for_body)
+        url = self._url if self._url[:1] == b"/" else origin_form(self._url) or self._url
+        self._current = IncomingRequest(parser.get_method(), url, self._headers, parser.should_keep_alive(),
                                         parser.get_http_version() == "1.0", body, self.client)
         self._queue.append(self._current)
+        if len(self._queue) > MAX_PIPELINED:
+            self._pause("pipelined")  # a client that sends and never reads must not fill our memory
         self._wake()
 
     def on_body(self, data: bytes) -> None:
@@ -175,6 +190,8 @@ class ClientConnection(WriteFlow):
                     self._arrived = self._loop.create_future()
                     await self._arrived
                 request = self._queue.popleft()
+                if len(self._queue) < MAX_PIPELINED:
+                    self._resume("pipelined")
                 if isinstance(request, Exception):
                     self._reject(request)
                     return
@@ -184,6 +201,8 @@ class ClientConnection(WriteFlow):
                 except Exception:  # the route answers every error itself; this is the last line of defence
                     log.exception("request_failed", target=request.target.decode("latin-1"))
                     self.abort(rst=False)
+                if self._write_paused:
+                    await self.drain()  # the client reads slower than we answer: wait for it
                 self.busy = False
                 self.idle_since = time.monotonic()
                 if self.must_close or self.closing or not request.keep_alive or not request.body.finished:
@@ -191,7 +210,7 @@ class ClientConnection(WriteFlow):
                 if self.stopped_parsing and not self._queue:
                     break  # an upgrade or a malformed stream: nothing more can be read
             self.close()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, OSError):
             pass  # the client went away
 
     def _reject(self, error: Exception) -> None:
@@ -199,27 +218,39 @@ class ClientConnection(WriteFlow):
             status, detail = 431, f"request head over {MAX_HEAD} bytes"
         else:
             status, detail = 400, f"malformed HTTP request: {error}"
-        body = b'{"error": "%s"}' % detail.replace('"', "'").encode()
+        body = json.dumps({"error": detail}).encode()
         self.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
                    % (status, b"Bad Request" if status == 400 else b"Request Header Fields Too Large", len(body), body))
         self.close()
 
     def _wake(self) -> None:
-        arrived = self._arrived
-        if arrived is not None:
-            self._arrived = None
-            if not arrived.done():
-                arrived.set_result(None)
+        arrived, self._arrived = self._arrived, None
+        wake(arrived)
 
     def _stop_parsing(self) -> None:
         self.stopped_parsing = True
         self._parser = _Ignore()  # type: ignore[assignment]
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self._pause("stopped")
 
-    def _resume_reading(self) -> None:
-        if self.transport is not None and not self.stopped_parsing:
-            self.transport.resume_reading()
+    # Reading pauses while any reason holds: a request body buffered past its high-water mark,
+    # too many pipelined requests, or a byte stream we no longer parse.
+
+    def _pause_for_body(self) -> None:
+        self._pause("body")
+
+    def _resume_for_body(self) -> None:
+        self._resume("body")
+
+    def _pause(self, reason: str) -> None:
+        if not self._paused_by and self.transport is not None:
+            self.transport.pause_reading()
+        self._paused_by.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason in self._paused_by:
+            self._paused_by.discard(reason)
+            if not self._paused_by and self.transport is not None:
+                self.transport.resume_reading()
 
     # -- what the route uses
 

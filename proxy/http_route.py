@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from httptools import HttpParserError
 from multidict import CIMultiDict
 
 from faults import Exchange, Proceed, Reset, Respond
@@ -28,11 +27,11 @@ from faults.errors import FaultAborted
 from proxy import h1
 from proxy.config import RouteConfig
 from proxy.forward_headers import Outgoing, response_headers, upstream_request_headers
-from proxy.h1_server import ClientConnection, IncomingRequest
+from proxy.h1_server import ClientBodyBroken, ClientConnection, IncomingRequest
 from proxy.injection import Injection
 from proxy.leases import ActiveFault, FaultStore, path_filter
 from proxy.metrics import ProxyMetrics
-from proxy.upstream_pool import Body, UpstreamFailed, UpstreamPool, UpstreamResponse
+from proxy.upstream_pool import Body, UpstreamFailed, UpstreamPool, UpstreamProtocolError, UpstreamResponse
 
 log = structlog.get_logger("brownout.proxy")
 
@@ -122,6 +121,12 @@ class HttpRoute:
             client.abort(rst=True)
         except _TooLarge as too_large:
             status = self._error(request, client, 413, "body", f"request body over {too_large.limit} bytes")
+        except ClientBodyBroken as broken:  # raised before anything was written to the client
+            if broken.malformed:
+                client.must_close = True
+                status = self._error(request, client, 400, "body", str(broken))
+            else:
+                client.abort(rst=False)
         finally:
             self._requests.record(status, time.perf_counter() - started)
 
@@ -172,10 +177,14 @@ class HttpRoute:
         if isinstance(outcome, Reset):
             client.abort(rst=not outcome.graceful)
             return _RESET
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in outcome.headers]
+        headers = [(k.encode("latin-1"), h1.encode_value(v)) for k, v in outcome.headers]
         return self._respond(request, client, outcome.status, outcome.body, headers, injection)
 
     async def _forward(self, request: IncomingRequest, client: ClientConnection, injection: Injection | None) -> int:
+        if request.target[:1] != b"/" and request.target != b"*":
+            client.must_close = True
+            return self._error(request, client, 400, "target", f"request target {request.target.decode('latin-1')!r} is "
+                               "not a path: Brownout is a reverse proxy (no CONNECT, no forward proxying)")
         outgoing = upstream_request_headers(request.headers, request.client)
         if outgoing.upgrade == b"websocket":
             client.must_close = True
@@ -207,8 +216,12 @@ class HttpRoute:
     def _upstream_request(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
                           injection: Injection | None) -> tuple[bytearray, Body]:
         """The head and body to send upstream, framed by what is actually sent."""
-        headers = outgoing.headers if injection is None else h1.from_multidict(injection.ex.request_headers)
-        headers = [(n, v) for n, v in headers if n.lower() not in h1.FRAMING] if injection is not None else headers
+        headers, declared = outgoing.headers, outgoing.declared_length
+        wrapped = injection is not None and injection.uses("wrap_request_body")
+        if injection is not None:
+            if "Content-Length" not in injection.ex.request_headers:
+                declared = None  # a fault that rewrites the body dropped it
+            headers = [(n, v) for n, v in h1.from_multidict(injection.ex.request_headers) if n.lower() not in h1.FRAMING]
         has_body = outgoing.declared_length is not None or outgoing.chunked
         body: Body = None
         if has_body and request.read_body is not None:
@@ -218,12 +231,13 @@ class HttpRoute:
         elif has_body:
             self._send_continue(request, client, outgoing.expects_continue)
             body = request.body.pieces()
-        if body is not None and injection is not None and injection.uses("wrap_request_body"):
+        if body is not None and wrapped:
+            assert injection is not None
             body = injection.wrap("wrap_request_body", _as_pieces(body))
         if isinstance(body, bytes):
             headers.append((b"Content-Length", b"%d" % len(body)))
-        elif body is not None and outgoing.declared_length is not None and injection is None:
-            headers.append((b"Content-Length", b"%d" % outgoing.declared_length))
+        elif body is not None and declared is not None and not wrapped:
+            headers.append((b"Content-Length", b"%d" % declared))
         elif body is not None:
             headers.append((b"Transfer-Encoding", b"chunked"))
             body = _chunked(body)
@@ -258,6 +272,8 @@ class HttpRoute:
         head = h1.response_head(status, phrase, self._connection_header(request, client, headers, length is not None or chunked))
         if pieces is None and upstream.body.complete:  # the whole body came with the head: one write
             data = upstream.body.take_all()
+            if length is not None and len(data) > length:
+                data = data[:length]  # never more than declared: the rest would corrupt the next response
             client.write(head + (h1.chunk(data) + h1.LAST_CHUNK if data else h1.LAST_CHUNK) if chunked else head + data)
             if length is not None and len(data) < length:
                 client.abort(rst=False)  # shorter than declared: a truncating fault asked for this
@@ -270,6 +286,8 @@ class HttpRoute:
         sent = 0
         try:
             async for piece in pieces:
+                if length is not None and sent + len(piece) > length:
+                    piece = piece[:length - sent]  # never more than declared (see above)
                 if piece:
                     sent += len(piece)
                     client.write(h1.chunk(piece) if chunked else piece)
@@ -277,7 +295,7 @@ class HttpRoute:
         except FaultAborted:
             await client.reset_after_flush()
             return
-        except (OSError, TimeoutError, HttpParserError) as exc:
+        except (OSError, TimeoutError, UpstreamProtocolError) as exc:
             if client.lost:
                 return  # the client went away: nothing to tell it
             # The upstream died mid-stream: break the client's response rather than hang or lie.

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-from httptools import HttpParserError, HttpResponseParser
+from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from proxy.flow import BodyStream, WriteFlow
 from proxy.h1 import RawHeaders, has_no_body
@@ -32,6 +32,10 @@ class UpstreamFailed(Exception):
     def __init__(self, status: int, cause: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.cause, self.detail = status, cause, detail
+
+
+class UpstreamProtocolError(Exception):
+    """The upstream answered something we cannot forward (→ 502)."""
 
 
 class _ClosedBeforeAnswer(ConnectionResetError):
@@ -78,8 +82,8 @@ class UpstreamConnection(WriteFlow):
         self._received = True
         try:
             self._parser.feed_data(data)
-        except HttpParserError as exc:
-            self._break(exc)
+        except (HttpParserError, HttpParserUpgrade) as exc:
+            self._break(UpstreamProtocolError(f"{exc.__class__.__name__}: {exc}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = exc or ConnectionResetError("upstream closed the connection")
@@ -106,7 +110,10 @@ class UpstreamConnection(WriteFlow):
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
-        if status < 200 and status != 101:
+        if status == 101:  # we never forward an Upgrade, so this is not an answer we can relay
+            self._break(UpstreamProtocolError("101 Switching Protocols to a request that asked for no upgrade"))
+            return
+        if status < 200:
             self._interim = True  # 100 Continue and friends: the real head follows
             return
         self._keep_alive = self._parser.should_keep_alive()
@@ -165,7 +172,10 @@ class UpstreamConnection(WriteFlow):
         uploaded = upload is None or (upload.done() and not upload.cancelled() and upload.exception() is None)
         if upload is not None and not upload.done():
             upload.cancel()
-        if self._complete and self._keep_alive and uploaded and self._lost is None:
+        assert self.transport is not None
+        body_read = self._response is None or self._response.body.finished  # (else unread bytes, reading paused)
+        if self._complete and body_read and self._keep_alive and uploaded and self._lost is None \
+                and not self.transport.is_closing():
             self._response = None
             self._pool.keep(self)
         elif self.transport is not None:
@@ -179,7 +189,14 @@ class UpstreamConnection(WriteFlow):
         self._response.body.finish()
 
     def _reads_to_close(self) -> bool:
-        return all(name.lower() not in (b"content-length", b"transfer-encoding") for name, _ in self._headers)
+        """No Content-Length and no chunked coding last: the body ends when the upstream closes
+        (RFC 9112 §6.3)."""
+        for name, value in self._headers:
+            lowered = name.lower()
+            if lowered == b"content-length" or (lowered == b"transfer-encoding"
+                                                and value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"):
+                return False
+        return True
 
     def _break(self, error: Exception) -> None:
         if self._head is not None and not self._head.done():
@@ -247,7 +264,7 @@ class UpstreamPool:
         except TimeoutError:
             connection.release()
             raise UpstreamFailed(504, "timeout", f"upstream {self.base_url} did not answer in time") from None
-        except HttpParserError as exc:
+        except (HttpParserError, UpstreamProtocolError) as exc:
             connection.release()
             raise self._failed("protocol", exc) from None
         except BaseException:

@@ -131,14 +131,19 @@ async def _read_head(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n\r\n")
 
 
-async def test_upstream_interim_100_continue_is_not_forwarded(scripted: Any) -> None:
+def _answer_with(data: bytes) -> Script:
+    """An upstream that reads one request head, answers ``data`` and waits for the proxy to close."""
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_head(reader)
-        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        writer.write(data)
         await writer.drain()
         await reader.read()
 
-    proxy = await scripted(script)
+    return script
+
+
+async def test_upstream_interim_100_continue_is_not_forwarded(scripted: Any) -> None:
+    proxy = await scripted(_answer_with(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
     async with aiohttp.ClientSession() as session, session.get(proxy.url("raw", "/")) as response:
         assert response.status == 200 and await response.read() == b"ok"
 
@@ -193,13 +198,7 @@ async def test_upstream_silent_mid_body_breaks_the_response_after_the_timeout(sc
 
 
 async def test_garbage_from_upstream_is_a_502(scripted: Any) -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_head(reader)
-        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
-        await writer.drain()
-        await reader.read()
-
-    proxy = await scripted(script)
+    proxy = await scripted(_answer_with(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"))
     async with aiohttp.ClientSession() as session, session.get(proxy.url("raw", "/")) as response:
         body = await response.json()
     assert response.status == 502 and body["cause"] == "protocol"
@@ -238,3 +237,124 @@ async def test_body_predicates_read_the_body_once_and_bound_it(proxied: Any) -> 
         async with session.post(proxy.url("api", "/echo"), data=b"x" * 5000) as response:
             assert response.status == 413 and "1000 bytes" in (await response.json())["error"]
 
+
+
+# -- regressions found in review: each failed before its fix
+
+
+async def _raw_get(address: str, path: bytes, extra: bytes = b"") -> bytes:
+    host, port = address.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n" % (path, extra))
+    data = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return data
+
+
+async def test_an_unread_big_body_never_leaves_a_paused_connection_in_the_pool(scripted: Any, proxy_factory: Any) -> None:
+    big = b"x" * (300 * 1024)  # over the 256 KiB high-water mark: reading pauses while nobody reads it
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await _read_head(reader)
+            except asyncio.IncompleteReadError:
+                return
+            body = big if head.split(b" ")[1] == b"/big" else b"ok"
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+
+    proxy = await scripted(script, timeout="3s")
+    async with aiohttp.ClientSession() as session:
+        for fault in ({"type": "latency", "params": {"delay_ms": 300, "phase": "response"}},
+                      {"type": "error", "params": {"status": 503, "phase": "response"}}):
+            await session.post(proxy.admin + "/faults", json={**fault, "route": "raw", "match": {"path": "/big"}})
+    assert (await _raw_get(proxy.routes["raw"], b"/big")).startswith(b"HTTP/1.1 503")
+    started = asyncio.get_running_loop().time()
+    assert (await _raw_get(proxy.routes["raw"], b"/small")).startswith(b"HTTP/1.1 200")
+    assert asyncio.get_running_loop().time() - started < 1.5  # not the 3 s read timeout
+
+
+async def test_a_malformed_chunked_body_is_a_400_not_a_crash(scripted: Any) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        await reader.read()
+
+    proxy = await scripted(script)
+    host, port = proxy.routes["raw"].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+    await asyncio.sleep(0.3)
+    writer.write(b"zz-not-a-chunk\r\n")
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 400") and b"malformed request body" in answer
+    assert not [e for e in proxy.log_events() if e.get("event") == "request_failed"]
+
+
+async def test_a_client_that_pipelines_and_never_reads_is_held_back(scripted: Any) -> None:
+    body = b"y" * 16384
+    answered = 0
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        while True:
+            try:
+                await _read_head(reader)
+            except asyncio.IncompleteReadError:
+                return
+            answered += 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+
+    proxy = await scripted(script)
+    host, port = proxy.routes["raw"].split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    request = b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        for _ in range(200):  # 20,000 requests, never reading an answer
+            await asyncio.wait_for(loop.sock_sendall(sock, request * 100), 0.2)
+    except TimeoutError:
+        pass  # the proxy stopped reading: our send buffer filled, as it should
+    await asyncio.sleep(0.5)
+    sock.close()
+    assert answered < 2000, f"the proxy answered {answered} requests nobody read (about {answered * 16} KiB held)"
+
+
+async def test_upstream_framing_survives_a_connection_header_naming_it(scripted: Any) -> None:
+    proxy = await scripted(_answer_with(b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello"))
+    raw = await _raw_get(proxy.routes["raw"], b"/")
+    assert b"Content-Length: 5\r\n" in raw and raw.endswith(b"\r\n\r\nhello")
+
+
+async def test_upstream_101_and_odd_transfer_codings(scripted: Any) -> None:
+    proxy = await scripted(_answer_with(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"))
+    async with aiohttp.ClientSession() as session, session.get(proxy.url("raw", "/")) as response:
+        assert response.status == 502 and (await response.json())["cause"] == "protocol"
+
+    async def gzip_coded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nGZBYTES")  # ends when the upstream closes
+
+    proxy = await scripted(gzip_coded)
+    raw = await _raw_get(proxy.routes["raw"], b"/")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: gzip" in head and b"Transfer-Encoding: chunked" in head
+    assert body == b"7\r\nGZBYTES\r\n0\r\n\r\n"
+
+
+async def test_fault_headers_outside_latin1_and_absolute_form_targets(proxied: Any) -> None:
+    proxy = proxied(faults=[{"type": "error", "route": "api", "params": {"status": 503, "headers": {"X-Msg": "price €5"}},
+                             "match": {"path": "/euro"}}])
+    raw = await _raw_get(proxy.routes["api"], b"/euro")
+    assert raw.startswith(b"HTTP/1.1 503") and "X-Msg: price €5".encode() in raw
+    raw = await _raw_get(proxy.routes["api"], b"http://other.example/echo?via=absolute")
+    seen = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert seen["path_qs"] == "/echo?via=absolute"  # reduced to a path: the upstream never sees another host
+    connect = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+    raw = await asyncio.to_thread(_exchange, proxy.routes["api"], connect)
+    assert raw.startswith(b"HTTP/1.1 400") and b"reverse proxy" in raw
