@@ -3,9 +3,10 @@
 The body is buffered (bounded), parsed leniently (bare ``NaN``/``Infinity`` tokens, as TF
 Serving and Python servers emit them), handed to the kind, and re-serialised only when the
 kind changed something: an untouched body leaves byte for byte. Only successful (2xx),
-uncompressed, non-streaming responses are touched; for those ``Content-Length`` is dropped
-in ``on_response`` (the body is not known yet) and the body is sent chunked, so its framing
-is always right whatever the rewrite does to the length.
+uncompressed responses are touched; for those ``Content-Length`` is dropped in ``on_response``
+(the body is not known yet), so the proxy frames what the rewrite produces. A kind that sets
+``rewrites_events`` also rewrites the JSON ``data:`` of each Server-Sent Event of a streamed
+response (OpenAI ``stream: true`` chunks), event by event, without buffering the stream.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from faults.base import PROCEED, Exchange, Fault, Outcome
 from faults.json_ops import dumps
 from faults.jsonpath import JsonPath
 from faults.ml.protocols import Protocol, detect
+from faults.sse import EventSplitter, format_event, parse
+from faults.sse import dumps as dumps_event
+from faults.stream import is_event_stream
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 _NOT_JSON = object()
@@ -61,6 +65,7 @@ class JsonResponseFault(Fault):
     """Base of the JSON-rewriting ML kinds (not registered itself)."""
 
     max_body_bytes: ClassVar[int] = MAX_BODY_BYTES
+    rewrites_events: ClassVar[bool] = False  # also rewrite each SSE event's JSON data
 
     def rewrite(self, doc: Any, protocol: Protocol, ex: Exchange) -> int:
         """Edit ``doc`` in place; return how many values changed (0: send the original bytes)."""
@@ -73,12 +78,25 @@ class JsonResponseFault(Fault):
             return raw
         return dumps(doc) if self.rewrite(doc, detect(ex.path, doc), ex) else raw
 
+    def transform_event(self, raw: bytes, ex: Exchange) -> bytes:
+        """One SSE event as the client gets it (``raw`` itself when nothing applied)."""
+        event = parse(raw)
+        doc = event.json()
+        if doc is None or not self.rewrite(doc, detect(ex.path, doc), ex):
+            return raw
+        return format_event(dumps_event(doc), event=event.event, event_id=event.id, eol=event.eol)
+
+    def _streams_events(self, ex: Exchange) -> bool:
+        return self.rewrites_events and is_event_stream(ex)
+
     async def on_response(self, ex: Exchange) -> Outcome:
-        if is_rewritable(ex):
+        if is_rewritable(ex) or self._streams_events(ex):
             ex.response_headers.popall("Content-Length", None)
         return PROCEED
 
     def wrap_response_body(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        if self._streams_events(ex):
+            return rewrite_events(body, lambda raw: self.transform_event(raw, ex))
         return rewrite_whole(body, lambda raw: self.transform(raw, ex), self.max_body_bytes) if is_rewritable(ex) else body
 
 
@@ -93,6 +111,18 @@ async def rewrite_whole(body: AsyncIterator[bytes], transform: Callable[[bytes],
     out = transform(raw) if raw else raw
     if out:
         yield out
+
+
+async def rewrite_events(body: AsyncIterator[bytes], transform: Callable[[bytes], bytes]) -> AsyncIterator[bytes]:
+    """Split ``body`` into SSE events and yield each through ``transform`` as soon as it is whole."""
+    splitter = EventSplitter()
+    async for chunk in body:
+        out = b"".join(transform(raw) for raw in splitter.feed(chunk))
+        if out:
+            yield out
+    tail = splitter.tail()
+    if tail:
+        yield tail
 
 
 def is_json_request(ex: Exchange) -> bool:

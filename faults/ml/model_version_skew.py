@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from faults.base import Exchange, require
 from faults.ml.jsonbody import JsonResponseFault
@@ -23,10 +23,12 @@ class ModelVersionSkewFault(JsonResponseFault):
     ``system_fingerprint`` written where one is present (default ``fp_`` + version).
     ``paths``: JSON paths of version fields for other shapes (defaults: OIP and generic
     ``model_version``, OpenAI ``model``). OIP responses without ``model_version`` get one.
-    Unchanged bodies pass byte for byte.
+    Streamed (SSE) responses are rewritten event by event, so every ``stream: true`` chunk
+    names the skewed model too. Unchanged bodies and events pass byte for byte.
     """
 
     kind = "model_version_skew"
+    rewrites_events: ClassVar[bool] = True
 
     version: str
     fingerprint: str | None = None

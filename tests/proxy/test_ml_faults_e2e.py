@@ -276,3 +276,12 @@ async def test_admin_api_names_a_bad_ml_parameter(ml: tuple[ProxyProcess, str], 
         async with http.post(proxy.admin + "/faults", json={"type": kind, "route": "ml", "params": params}) as response:
             answer = await response.json()
             assert response.status == 400 and answer["field"] == field, answer
+
+
+async def test_model_version_skew_names_the_old_model_in_every_streamed_chunk(ml: tuple[ProxyProcess, str],
+                                                                                http: aiohttp.ClientSession) -> None:
+    proxy, _ = ml
+    await add(http, proxy, "model_version_skew", {"version": "demo-llm-old"}, CHAT_REQ[0])
+    events, _ = await sse_events(http, proxy.url("ml", CHAT_REQ[0]))
+    assert contents(events) == TOKENS and events[-1][2] == "[DONE]"
+    assert {json.loads(d)["model"] for _, _, d in events[:-1]} == {"demo-llm-old"}

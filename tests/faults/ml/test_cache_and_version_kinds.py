@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -78,3 +79,21 @@ def test_validation_names_the_parameter(kind: str, params: dict, field: str) -> 
     with pytest.raises(InvalidInputs) as err:
         build_fault(kind, params)
     assert field in [e.field for e in err.value.errors]
+
+
+async def test_model_version_skew_rewrites_every_streamed_chunk(apply: Any) -> None:
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-new", "system_fingerprint": "fp_new",
+             "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}
+    stream = (b": keep-alive\n\n" + b"data: " + json.dumps(chunk).encode() + b"\n\n"
+              + b"data: " + json.dumps({**chunk, "choices": []}).encode() + b"\n\ndata: [DONE]\n\n")
+    out = await apply("model_version_skew", {"version": "gpt-old"}, stream, path=PATHS["chat"],
+                      content_type="text/event-stream")
+    events = out.body.split(b"\n\n")
+    assert events[0] == b": keep-alive" and events[3] == b"data: [DONE]"  # untouched events pass byte for byte
+    docs = [json.loads(e.removeprefix(b"data: ")) for e in events[1:3]]
+    assert all(d["model"] == "gpt-old" and d["system_fingerprint"] == "fp_gpt-old" for d in docs)
+    assert docs[0]["choices"][0]["delta"] == {"content": "hi"}
+    assert "Content-Length" not in out.ex.response_headers
+    untouched = await apply("model_version_skew", {"version": "gpt-new", "fingerprint": "fp_new"}, stream,
+                            path=PATHS["chat"], content_type="text/event-stream")
+    assert untouched.body == stream
