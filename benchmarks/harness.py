@@ -30,6 +30,7 @@ MITM_VENV = Path.home() / ".cache" / "brownout-bench" / "mitm-venv"
 _CPUS = sorted(os.sched_getaffinity(0))
 SUT_CPU = _CPUS[0]
 LOAD_CPU = _CPUS[1] if len(_CPUS) > 1 else _CPUS[0]
+MIB = 1024 * 1024
 JSON_300 = json.dumps({"id": "cmpl-bench", "object": "text_completion", "model": "bench-1",
                        "choices": [{"index": 0, "text": "x" * 129, "finish_reason": "stop"}],
                        "usage": {"prompt_tokens": 5, "completion_tokens": 7}}, separators=(",", ":"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from benchmarks.harness import (
     JSON_300,
     LOAD_CPU,
+    MIB,
     SUT_CPU,
     Stack,
     WrkResult,
@@ -21,8 +22,6 @@ from benchmarks.harness import (
     mitmdump,
     wrk,
 )
-
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)

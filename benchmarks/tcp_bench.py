@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from benchmarks.harness import (
     LOAD_CPU,
+    MIB,
     NGINX,
     STREAM_MODULE,
     SUT_CPU,
@@ -28,8 +29,6 @@ from benchmarks.harness import (
     free_port,
     median,
 )
-
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,6 @@ class BodyStream:
             self._resume()
 
 
-
 class WriteFlow(asyncio.Protocol):
     """Base of both protocols: ``await drain()`` after a write holds the writer while the peer
     is slower than us; a lost connection wakes it with the error."""

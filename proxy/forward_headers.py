@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proxy.h1 import FRAMING, HOP_BY_HOP, RawHeaders, connection_tokens
+from proxy.h1 import FRAMING, HOP_BY_HOP, RawHeaders, connection_tokens, parse_length
 
 _KEEP, _DROP, _HOST, _EXPECT, _LENGTH, _CHUNKED, _XFF, _XFP, _XFH, _CONNECTION = range(10)
 _REQUEST_ACTIONS = {
@@ -45,7 +45,7 @@ def upstream_request_headers(raw: RawHeaders, client_ip: str) -> Outgoing:
         elif action == _HOST:
             host = host or value
         elif action == _LENGTH:
-            length = int(value) if value.strip().isdigit() else None
+            length = parse_length(value)
         elif action == _CHUNKED:
             chunked = b"chunked" in value.lower()
         elif action == _EXPECT:
@@ -92,7 +92,7 @@ def response_headers(raw: RawHeaders) -> tuple[RawHeaders, int | None]:
                     kept.append((name, b", ".join(codings)))
             continue
         if lowered == b"content-length":
-            length = int(value) if value.strip().isdigit() else None
+            length = parse_length(value)
         kept.append((name, value))
     if listed:
         names = connection_tokens(raw) - FRAMING  # framing is never the upstream's to drop

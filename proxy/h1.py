@@ -32,6 +32,11 @@ def has_no_body(status: int) -> bool:
     return status < 200 or status in (204, 304)
 
 
+def parse_length(value: bytes | str | None) -> int | None:
+    """A Content-Length value as a number; None when absent or not a plain non-negative integer."""
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
 def connection_tokens(headers: RawHeaders) -> frozenset[bytes]:
     return frozenset(
         token.strip().lower() for name, value in headers if name.lower() == b"connection" for token in value.split(b",")

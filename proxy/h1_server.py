@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
-import socket
 import struct
 import termios
 import time
@@ -26,12 +25,12 @@ from multidict import CIMultiDict
 
 from proxy.flow import BodyStream, WriteFlow, wake
 from proxy.h1 import RawHeaders, as_multidict, origin_form
+from proxy.sockets import set_rst_on_close
 
 log = structlog.get_logger("brownout.proxy")
 
 MAX_HEAD = 64 * 1024  # bytes of request line and headers; more is a 431
 MAX_PIPELINED = 8  # requests parsed ahead of the one being answered; then reading pauses
-_LINGER_RST = struct.pack("ii", 1, 0)
 
 
 class IncomingRequest:
@@ -115,6 +114,8 @@ class ClientConnection(WriteFlow):
         self._task = self._loop.create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
+        if self.stopped_parsing:
+            return
         try:
             self._parser.feed_data(data)
         except HttpParserUpgrade:
@@ -229,7 +230,6 @@ class ClientConnection(WriteFlow):
 
     def _stop_parsing(self) -> None:
         self.stopped_parsing = True
-        self._parser = _Ignore()  # type: ignore[assignment]
         self._pause("stopped")
 
     # Reading pauses while any reason holds: a request body buffered past its high-water mark,
@@ -272,13 +272,11 @@ class ClientConnection(WriteFlow):
         if transport is None:
             return
         self.must_close = True
-        sock = transport.get_extra_info("socket")
-        if rst and sock is not None:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-            except OSError:
-                pass
-        transport.abort() if rst else transport.close()
+        if rst:
+            set_rst_on_close(transport)
+            transport.abort()
+        else:
+            transport.close()
 
     async def reset_after_flush(self, wait: float = 0.2) -> None:
         """RST after what was written has been delivered (ACKed): an RST makes the kernel drop
@@ -297,9 +295,3 @@ class ClientConnection(WriteFlow):
             await asyncio.sleep(0.002)
         self.abort(rst=True)
 
-
-class _Ignore:
-    """Stands in for the parser once the byte stream is no longer HTTP we can read."""
-
-    def feed_data(self, data: bytes) -> None:
-        pass

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from multidict import CIMultiDict
 
 from faults import Exchange, Proceed, Reset, Respond
 from faults.errors import FaultAborted
@@ -31,7 +30,13 @@ from proxy.h1_server import ClientBodyBroken, ClientConnection, IncomingRequest
 from proxy.injection import Injection
 from proxy.leases import ActiveFault, FaultStore, path_filter
 from proxy.metrics import ProxyMetrics
-from proxy.upstream_pool import Body, UpstreamFailed, UpstreamPool, UpstreamProtocolError, UpstreamResponse
+from proxy.upstream_pool import (
+    Body,
+    UpstreamFailed,
+    UpstreamPool,
+    UpstreamProtocolError,
+    UpstreamResponse,
+)
 
 log = structlog.get_logger("brownout.proxy")
 
@@ -106,17 +111,18 @@ class HttpRoute:
         started = time.perf_counter()
         status = _RESET  # unless an answer is sent: the client went away (the handler was cancelled)
         try:
+            outgoing = upstream_request_headers(request.headers, request.client)
             injection = None
             faults = self._store.for_route(self.name)
             if faults and self._may_apply(request, faults):
-                injection = await self._select(request, client, faults)
+                injection = await self._select(request, client, outgoing, faults)
             if injection is not None:
                 for hook in ("on_connection", "on_request"):
                     outcome = await injection.run(hook)
                     if not isinstance(outcome, Proceed):
                         status = self._answer(request, client, outcome, injection)
                         return
-            status = await self._forward(request, client, injection)
+            status = await self._forward(request, client, outgoing, injection)
         except FaultAborted:
             client.abort(rst=True)
         except _TooLarge as too_large:
@@ -137,10 +143,10 @@ class HttpRoute:
             self._needs_body = any(f.match.needs_body for f in faults)
         return self._paths is None or self._paths.match(request.path) is not None
 
-    async def _select(self, request: IncomingRequest, client: ClientConnection,
+    async def _select(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
                       faults: tuple[ActiveFault, ...]) -> Injection | None:
         path = request.path
-        json_body = await self._read_json(request, client) if self._needs_body else _NOT_READ
+        json_body = await self._read_json(request, client, outgoing) if self._needs_body else _NOT_READ
         method, headers = request.method, request.header_map
         selected: tuple[ActiveFault, ...] = ()
         for f in faults:  # a plain loop: nothing is allocated when no fault applies
@@ -148,7 +154,6 @@ class HttpRoute:
                 selected += (f,)
         if not selected:
             return None
-        outgoing = upstream_request_headers(request.headers, request.client)
         upstream_headers = h1.as_multidict(outgoing.headers)
         if outgoing.declared_length is not None:
             upstream_headers["Content-Length"] = str(outgoing.declared_length)  # faults that rewrite the body drop it
@@ -160,9 +165,9 @@ class HttpRoute:
         )
         return Injection(selected, ex, self._metrics)
 
-    async def _read_json(self, request: IncomingRequest, client: ClientConnection) -> Any:
+    async def _read_json(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing) -> Any:
         """Body predicates need the request body: read it (bounded) and keep it for upstream."""
-        self._send_continue(request, client)
+        self._send_continue(request, client, outgoing)
         raw = await request.body.read_all(self._max_body)
         if raw is None:
             raise _TooLarge(self._max_body)
@@ -180,12 +185,12 @@ class HttpRoute:
         headers = [(k.encode("latin-1"), h1.encode_value(v)) for k, v in outcome.headers]
         return self._respond(request, client, outcome.status, outcome.body, headers, injection)
 
-    async def _forward(self, request: IncomingRequest, client: ClientConnection, injection: Injection | None) -> int:
+    async def _forward(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
+                       injection: Injection | None) -> int:
         if request.target[:1] != b"/" and request.target != b"*":
             client.must_close = True
             return self._error(request, client, 400, "target", f"request target {request.target.decode('latin-1')!r} is "
                                "not a path: Brownout is a reverse proxy (no CONNECT, no forward proxying)")
-        outgoing = upstream_request_headers(request.headers, request.client)
         if outgoing.upgrade == b"websocket":
             client.must_close = True
             return self._error(request, client, 501, "websocket", "WebSocket upgrades are not proxied by Brownout")
@@ -206,7 +211,7 @@ class HttpRoute:
                 if injection.ex.status is not None and injection.ex.status != status:
                     status, phrase = injection.ex.status, h1.reason(injection.ex.status)
                 headers = h1.from_multidict(injection.ex.response_headers)
-                length = _declared_length(injection.ex.response_headers)
+                length = h1.parse_length(injection.ex.response_headers.get("Content-Length"))
             await self._send_response(request, client, upstream, status, phrase, headers, length, upstream_length,
                                       injection)
             return status
@@ -229,7 +234,7 @@ class HttpRoute:
         elif has_body and request.body.complete:
             body = request.body.take_all()  # arrived with the head: sent with it, in one write
         elif has_body:
-            self._send_continue(request, client, outgoing.expects_continue)
+            self._send_continue(request, client, outgoing)
             body = request.body.pieces()
         if body is not None and wrapped:
             assert injection is not None
@@ -333,10 +338,8 @@ class HttpRoute:
         body = json.dumps({"error": detail, "route": self.name, "cause": cause}).encode()
         return self._respond(request, client, status, body, [(b"Content-Type", b"application/json")])
 
-    def _send_continue(self, request: IncomingRequest, client: ClientConnection, expected: bool | None = None) -> None:
-        if expected is None:
-            expected = (request.header_map.get("Expect") or "").lower() == "100-continue"
-        if expected and not request.body.complete:
+    def _send_continue(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing) -> None:
+        if outgoing.expects_continue and not request.body.complete:
             client.write(h1.CONTINUE)
 
     def _mark(self, headers: h1.RawHeaders, injection: Injection | None) -> None:
@@ -347,11 +350,6 @@ class HttpRoute:
 class _TooLarge(Exception):
     def __init__(self, limit: int) -> None:
         self.limit = limit
-
-
-def _declared_length(headers: CIMultiDict[str]) -> int | None:
-    value = headers.get("Content-Length")
-    return int(value) if value is not None and value.strip().isdigit() else None
 
 
 async def _as_pieces(body: bytes | AsyncIterator[bytes]) -> AsyncIterator[bytes]:

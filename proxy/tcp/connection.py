@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 from typing import TYPE_CHECKING, cast
 
+from proxy.sockets import set_rst_on_close
 from proxy.tcp.link import DOWNSTREAM, UPSTREAM, Link, ToxicEntry
 
 if TYPE_CHECKING:
@@ -59,16 +59,6 @@ class ClientSide(Side):
         super().connection_made(transport)
         transport.pause_reading()  # type: ignore[attr-defined]  # until upstream is connected
         self.conn.accepted()
-
-
-def set_rst_on_close(transport: asyncio.BaseTransport | None) -> None:
-    """SO_LINGER {on, 0}: the next close sends RST instead of FIN."""
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
 
 
 class Connection:
