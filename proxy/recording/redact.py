@@ -1,0 +1,159 @@
+"""Redaction of recorded exchanges: secrets are replaced before anything is written.
+
+What is redacted:
+
+* **Headers** ``Authorization``, ``Cookie``, ``Set-Cookie``, ``Proxy-Authorization`` and
+  ``X-Api-Key`` always, plus any configured under ``headers`` (names match case-insensitively):
+  the header stays on the line, its value becomes ``[REDACTED]``. Keeping the name shows a
+  reader (and a replay) that the request carried one; the value never reaches the disk.
+* **JSON paths** (``json_paths``, the project's JSONPath subset: ``$.customer.email``,
+  ``$.items[0].card``, ``$.items[*].card``) in request and response bodies and in SSE event
+  data: each selected value, whatever its type, becomes ``"[REDACTED]"``.
+* **Patterns** (``patterns``, Python regular expressions): every match in the path and query,
+  in every header value, in every string of a JSON body or event (and in the text of every
+  number, so a card number sent as a JSON number is caught too: a number with a match becomes
+  the redacted string), and in bodies that are not JSON (matched on the bytes read as UTF-8)
+  is replaced with ``[REDACTED]``. JSON object keys are not rewritten.
+
+A ``Redaction`` is parsed once (bad input raises ``InvalidInput`` naming the entry, e.g.
+``redact.patterns[1]: bad regular expression '\\d{16': ...``) and is cheap to call per
+exchange; it pickles, so a writer process can receive it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, ValidationError
+
+from faults.errors import InvalidInput, InvalidInputs
+from faults.jsonpath import JsonPath, compile_path
+
+MARKER = "[REDACTED]"
+ALWAYS_REDACTED = ("authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _header_name(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"not a header name: {value!r}")
+    return value
+
+
+def _json_path(value: str) -> str:
+    path = compile_path(value)  # ValueError names the bad character
+    if not path.steps:
+        raise ValueError(f"{value!r} selects the whole body; name a field such as $.customer.email")
+    return value
+
+
+def _pattern(value: str) -> str:
+    try:
+        compiled = re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {value!r}: {exc}") from None
+    if compiled.match(""):
+        raise ValueError(f"regular expression {value!r} matches the empty string")
+    return value
+
+
+class Redaction(BaseModel):
+    """``{headers: [...], json_paths: [...], patterns: [...]}``; all optional, defaults always apply."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    headers: tuple[Annotated[str, AfterValidator(_header_name)], ...] = ()
+    json_paths: tuple[Annotated[str, AfterValidator(_json_path)], ...] = ()
+    patterns: tuple[Annotated[str, AfterValidator(_pattern)], ...] = ()
+
+    _names: frozenset[str] = PrivateAttr(default=frozenset(ALWAYS_REDACTED))
+    _paths: tuple[JsonPath, ...] = PrivateAttr(default=())
+    _regexes: tuple[re.Pattern[str], ...] = PrivateAttr(default=())
+
+    def model_post_init(self, __context: Any) -> None:
+        self._names = frozenset(ALWAYS_REDACTED) | {h.lower() for h in self.headers}
+        self._paths = tuple(compile_path(p) for p in self.json_paths)
+        self._regexes = tuple(re.compile(p) for p in self.patterns)
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any] | None, field: str = "redact") -> Redaction:
+        """Validate a plain mapping; every error is an ``InvalidInput`` naming ``field.key[i]``."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise InvalidInput("must be an object with headers, json_paths and/or patterns", field)
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            errors = []
+            for err in exc.errors():
+                where = field + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+                message = str(err["msg"]).removeprefix("Value error, ")
+                errors.append(InvalidInput(message, where))
+            raise (errors[0] if len(errors) == 1 else InvalidInputs(errors)) from None
+
+    @property
+    def touches_bodies(self) -> bool:
+        """Whether bodies need looking into (a body nobody can read cannot be redacted)."""
+        return bool(self._paths or self._regexes)
+
+    # -- applying it ----------------------------------------------------------------------
+
+    def header_pairs(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        names, regexes = self._names, self._regexes
+        out = []
+        for name, value in pairs:
+            if name.lower() in names:
+                value = MARKER
+            elif regexes:
+                value = self.text(value)
+            out.append((name, value))
+        return out
+
+    def text(self, value: str) -> str:
+        for regex in self._regexes:
+            value = regex.sub(MARKER, value)
+        return value
+
+    def data(self, raw: bytes) -> bytes:
+        """Patterns over bytes that are not JSON; bytes that are not UTF-8 survive unchanged."""
+        if not self._regexes:
+            return raw
+        text = raw.decode("utf-8", "surrogateescape")
+        redacted = self.text(text)
+        return raw if redacted == text else redacted.encode("utf-8", "surrogateescape")
+
+    def json(self, doc: Any) -> Any:
+        """Redact a parsed JSON document in place (containers) and return it (scalars are new)."""
+        for path in self._paths:
+            path.set(doc, _marker)
+        if self._regexes:
+            doc = self._walk(doc)
+        return doc
+
+    def _walk(self, node: Any) -> Any:
+        if isinstance(node, str):
+            return self.text(node)
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(value, (bool, type(None))):
+                    node[key] = self._walk(value)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                if not isinstance(value, (bool, type(None))):
+                    node[i] = self._walk(value)
+        elif isinstance(node, (int, float)) and not isinstance(node, bool):
+            text = repr(node)
+            redacted = self.text(text)
+            if redacted != text:
+                return redacted
+        return node
+
+
+def _marker(_: Any) -> str:
+    return MARKER
+
+
+NO_EXTRA = Redaction()
