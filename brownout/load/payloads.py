@@ -2,7 +2,10 @@
 
 JSONL, one request per line: ``{"body": {...}, "method": "POST", "path": "/predict",
 "headers": {...}}`` — only ``body`` is required (``null`` for none); ``path`` replaces the
-target URL's path. CSV: columns ``method``, ``path``, ``headers`` (a JSON object) and
+target URL's path. A recording (``proxy.recording``) is a corpus as it is: its extra keys
+(``ts``, ``faults``, ``response``) are ignored and a ``body_base64`` body (with its
+``content_type``) is sent byte for byte. ``Host``, ``Content-Length``, ``Transfer-Encoding``
+and ``Connection`` headers in a corpus are dropped: the load generator frames each request. CSV: columns ``method``, ``path``, ``headers`` (a JSON object) and
 ``body`` (sent as written); without a ``body`` column the other columns become a JSON
 object body (numbers stay numbers).
 
@@ -13,6 +16,8 @@ Templating in bodies and paths: ``{{uuid}}`` (seeded), ``{{seq}}`` (request numb
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import json
 import random
@@ -32,6 +37,8 @@ from faults.errors import InvalidInput
 PLACEHOLDERS = ("uuid", "seq", "now", "now_iso")
 _PLACEHOLDER = re.compile(r'"\{\{\s*(seq|now)\s*\}\}"|\{\{\s*([A-Za-z_]\w*)\s*\}\}')
 _JSON = "application/json"
+_RECORDING_KEYS = frozenset({"ts", "faults", "response", "body_base64", "content_type"})
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 # A wire request: bytes to send, and the edge case it carries (None for normal traffic).
 Encoded = tuple[bytes, "str | None"]
 
@@ -94,6 +101,7 @@ class RequestTemplate:
     path: Template | None
     headers: tuple[tuple[str, str], ...]
     body: Template | None
+    raw_body: bytes | None = None  # a recording's body_base64: sent as is, never templated
 
     @property
     def static(self) -> bool:
@@ -113,13 +121,15 @@ def _headers(value: Any, field: str) -> tuple[tuple[str, str], ...]:
 
 def request_template(obj: Mapping[str, Any], where: str) -> RequestTemplate:
     """One corpus entry (already parsed) as a template; errors name ``where.key``."""
-    unknown = set(obj) - {"body", "method", "path", "headers"}
+    unknown = set(obj) - {"body", "method", "path", "headers"} - _RECORDING_KEYS
     if unknown:
         raise InvalidInput(f"unknown keys {sorted(unknown)}", where)
+    if "body_base64" in obj:
+        return _binary_template(obj, where)
     if "body" not in obj:
         raise InvalidInput("required", f"{where}.body")
     body = obj["body"]
-    headers = list(_headers(obj.get("headers"), f"{where}.headers"))
+    headers = [h for h in _headers(obj.get("headers"), f"{where}.headers") if h[0].lower() not in _FRAMING]
     method = obj.get("method") or ("GET" if body is None else "POST")
     if not isinstance(method, str) or not method.isalpha():
         raise InvalidInput(f"not an HTTP method: {method!r}", f"{where}.method")
@@ -137,6 +147,20 @@ def request_template(obj: Mapping[str, Any], where: str) -> RequestTemplate:
         tuple(headers),
         compile_template(text, f"{where}.body") if text is not None else None,
     )
+
+
+def _binary_template(obj: Mapping[str, Any], where: str) -> RequestTemplate:
+    base = request_template({k: v for k, v in obj.items() if k not in ("body_base64", "content_type")} | {"body": None}, where)
+    try:
+        raw = base64.b64decode(obj["body_base64"], validate=True)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidInput(f"not base64: {exc}", f"{where}.body_base64") from None
+    headers = list(base.headers)
+    content_type = obj.get("content_type")
+    if isinstance(content_type, str) and not any(k.lower() == "content-type" for k, _ in headers):
+        headers.append(("Content-Type", content_type))
+    method = base.method if "method" in obj else "POST"
+    return RequestTemplate(method, base.path, tuple(headers), None, raw)
 
 
 def load_corpus(path: str | Path) -> tuple[RequestTemplate, ...]:
@@ -205,7 +229,9 @@ def _scalar(text: str) -> Any:
 def encode_request(
     method: str, path: str, target: Target, headers: Sequence[tuple[str, str]], body: bytes | None
 ) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {target.host_header}", "User-Agent: brownout-load"]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {target.host_header}"]
+    if not any(k.lower() == "user-agent" for k, _ in headers):
+        lines.append("User-Agent: brownout-load")
     lines += [f"{k}: {v}" for k, v in headers]
     if body is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body or b'')}")
@@ -252,11 +278,11 @@ class PayloadSource:
     @staticmethod
     def _encode(t: RequestTemplate, target: Target, ctx: RenderContext) -> bytes:
         path = t.path.render(ctx) if t.path else target.path
-        body = t.body.render(ctx).encode() if t.body else None
+        body = t.raw_body if t.raw_body is not None else t.body.render(ctx).encode() if t.body else None
         return encode_request(t.method, path, target, t.headers, body)
 
     def _edge(self, t: RequestTemplate, name: str, target: Target, ctx: RenderContext) -> bytes:
-        base = t.body.render(ctx).encode() if t.body else b"{}"
+        base = t.raw_body if t.raw_body is not None else t.body.render(ctx).encode() if t.body else b"{}"
         body = mutate(name, base, ctx.rng, self.edge_cases.oversized_bytes)
         method = t.method if t.method in ("POST", "PUT", "PATCH") else "POST"
         headers = [h for h in t.headers if h[0].lower() != "content-type"] + [("Content-Type", _JSON)]
