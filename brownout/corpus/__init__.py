@@ -1,0 +1,1 @@
+"""Corpora from real traffic: import HAR and GoReplay files, derive golden sets from recordings."""
