@@ -24,7 +24,7 @@ from typing import Any
 
 from faults import sse
 from proxy.recording.line import OCTET_STREAM, BinaryBody, Body, Event, RecordedResponse, RecordLine
-from proxy.recording.redact import NO_EXTRA, Redaction
+from proxy.recording.redact import NO_EXTRA, Redaction, Redactor
 
 NOT_RECORDED = frozenset({
     "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
@@ -81,23 +81,24 @@ def record(
     exchange: Exchange, redaction: Redaction = NO_EXTRA, max_body: int | None = None, *, json_bodies: bool = True
 ) -> RecordLine | Skip:
     """The exchange as a redacted ``RecordLine``, or why it was skipped."""
+    redactor = redaction.redactor
     try:
-        headers, body, _ = _message(exchange.headers, exchange.body, redaction, max_body, json_bodies, sse_ok=False)
+        headers, body, _ = _message(exchange.headers, exchange.body, redactor, max_body, json_bodies, sse_ok=False)
         response = None
         if exchange.response is not None:
             r = exchange.response
-            r_headers, r_body, events = _message(r.headers, r.body, redaction, max_body, json_bodies, sse_ok=True)
+            r_headers, r_body, events = _message(r.headers, r.body, redactor, max_body, json_bodies, sse_ok=True)
             response = RecordedResponse(r.status, tuple(r_headers), r_body, events, r.latency_ms)
     except _Skipped as skipped:
         return skipped.reason
     return RecordLine(
-        exchange.method.upper(), redaction.text(exchange.path), tuple(headers), body,
+        exchange.method.upper(), redactor.text(exchange.path), tuple(headers), body,
         exchange.ts, tuple(exchange.faults), response,
     )
 
 
 def _message(
-    pairs: Sequence[tuple[str, str]], data: bytes, redaction: Redaction, max_body: int | None,
+    pairs: Sequence[tuple[str, str]], data: bytes, redactor: Redactor, max_body: int | None,
     json_bodies: bool, *, sse_ok: bool,
 ) -> tuple[list[tuple[str, str]], Body, tuple[Event, ...] | None]:
     if max_body is not None and len(data) > max_body:
@@ -119,18 +120,18 @@ def _message(
         if decoded is not None:
             data = decoded
             kept = [(n, v) for n, v in kept if n.lower() != "content-encoding"]
-        elif redaction.touches_bodies:
+        elif redactor.touches_bodies:
             raise _Skipped(Skip.UNREDACTABLE)
         else:
             readable = False
-    headers = redaction.header_pairs(kept)
+    headers = redactor.header_pairs(kept)
     if not data:
         return headers, None, None
     if not readable:
         return headers, BinaryBody(data, ctype or OCTET_STREAM), None
     if sse_ok and ctype is not None and ctype.lower().startswith("text/event-stream"):
-        return headers, None, _events(data, redaction)
-    return headers, _body(data, ctype, redaction, json_bodies), None
+        return headers, None, _events(data, redactor)
+    return headers, _body(data, ctype, redactor, json_bodies), None
 
 
 def _decompress(data: bytes, coding: str, max_body: int | None) -> bytes | None:
@@ -159,15 +160,15 @@ def _decompress(data: bytes, coding: str, max_body: int | None) -> bytes | None:
     return None
 
 
-def _body(data: bytes, ctype: str | None, redaction: Redaction, json_bodies: bool) -> Body:
+def _body(data: bytes, ctype: str | None, redactor: Redactor, json_bodies: bool) -> Body:
     if json_bodies and (data.lstrip()[:1] in (b"{", b"[") or (ctype is not None and "json" in ctype.lower())):
         doc = _strict_json(data)
         if doc is not _NOT_JSON and not isinstance(doc, (str, type(None))):
-            return redaction.json(doc)
-    return BinaryBody(redaction.data(data), ctype or OCTET_STREAM)
+            return redactor.document(doc)
+    return BinaryBody(redactor.data(data), ctype or OCTET_STREAM)
 
 
-def _events(data: bytes, redaction: Redaction) -> tuple[Event, ...]:
+def _events(data: bytes, redactor: Redactor) -> tuple[Event, ...]:
     splitter = sse.EventSplitter()
     raws = splitter.feed(data)
     tail = splitter.tail()
@@ -180,7 +181,7 @@ def _events(data: bytes, redaction: Redaction) -> tuple[Event, ...]:
             continue  # comments and keep-alives carry nothing to replay
         value: Any = event.data
         doc = _strict_json(value) if value[:1] in ("{", "[") else _NOT_JSON
-        value = redaction.json(doc) if doc is not _NOT_JSON else redaction.text(value)
+        value = redactor.document(doc) if doc is not _NOT_JSON else redactor.text(value)
         out.append(Event(value, event.event, event.id))
     return tuple(out)
 
@@ -192,8 +193,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # made once: json.loads with options builds one per call
+
+
 def _strict_json(data: bytes | str) -> Any:
     try:
-        return json.loads(data, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        return _DECODER.decode(data.decode() if isinstance(data, bytes) else data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError included
         return _NOT_JSON

@@ -23,7 +23,7 @@ exchange; it pickles, so a writer process can receive it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, ValidationError
@@ -68,14 +68,14 @@ class Redaction(BaseModel):
     json_paths: tuple[Annotated[str, AfterValidator(_json_path)], ...] = ()
     patterns: tuple[Annotated[str, AfterValidator(_pattern)], ...] = ()
 
-    _names: frozenset[str] = PrivateAttr(default=frozenset(ALWAYS_REDACTED))
-    _paths: tuple[JsonPath, ...] = PrivateAttr(default=())
-    _regexes: tuple[re.Pattern[str], ...] = PrivateAttr(default=())
+    _redactor: Redactor = PrivateAttr()
 
     def model_post_init(self, __context: Any) -> None:
-        self._names = frozenset(ALWAYS_REDACTED) | {h.lower() for h in self.headers}
-        self._paths = tuple(compile_path(p) for p in self.json_paths)
-        self._regexes = tuple(re.compile(p) for p in self.patterns)
+        self._redactor = Redactor(
+            frozenset(ALWAYS_REDACTED) | {h.lower() for h in self.headers},
+            tuple(compile_path(p) for p in self.json_paths),
+            _combine(self.patterns),
+        )
 
     @classmethod
     def parse(cls, data: Mapping[str, Any] | None, field: str = "redact") -> Redaction:
@@ -95,61 +95,104 @@ class Redaction(BaseModel):
             raise (errors[0] if len(errors) == 1 else InvalidInputs(errors)) from None
 
     @property
-    def touches_bodies(self) -> bool:
-        """Whether bodies need looking into (a body nobody can read cannot be redacted)."""
-        return bool(self._paths or self._regexes)
+    def redactor(self) -> Redactor:
+        """The compiled form, for callers that redact many values per exchange (no model lookups)."""
+        return self._redactor
 
-    # -- applying it ----------------------------------------------------------------------
+    @property
+    def touches_bodies(self) -> bool:
+        return self._redactor.touches_bodies
 
     def header_pairs(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        names, regexes = self._names, self._regexes
-        out = []
-        for name, value in pairs:
-            if name.lower() in names:
-                value = MARKER
-            elif regexes:
-                value = self.text(value)
-            out.append((name, value))
-        return out
+        return self._redactor.header_pairs(pairs)
 
     def text(self, value: str) -> str:
-        for regex in self._regexes:
+        return self._redactor.text(value)
+
+    def data(self, raw: bytes) -> bytes:
+        return self._redactor.data(raw)
+
+    def document(self, doc: Any) -> Any:
+        return self._redactor.document(doc)
+
+
+def _combine(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """One alternation of all patterns (one pass per value), or each apart when a backreference
+    or a group name used twice would change meaning in the alternation."""
+    if len(patterns) > 1 and not any(_BACKREF.search(p) for p in patterns):
+        try:
+            return (re.compile("|".join(f"(?:{p})" for p in patterns)),)
+        except re.error:
+            pass
+    return tuple(re.compile(p) for p in patterns)
+
+
+_BACKREF = re.compile(r"\\[1-9]|\(\?P=")
+
+
+class Redactor:
+    """What a ``Redaction`` compiles to: plain slots, so per-value calls stay cheap."""
+
+    __slots__ = ("names", "paths", "regexes", "touches_bodies")
+
+    def __init__(self, names: frozenset[str], paths: tuple[JsonPath, ...], regexes: tuple[re.Pattern[str], ...]) -> None:
+        self.names = names
+        self.paths = paths
+        self.regexes = regexes
+        self.touches_bodies = bool(paths or regexes)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Redactor, (self.names, self.paths, self.regexes))
+
+    def header_pairs(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        names, text = self.names, self.text
+        return [(name, MARKER if name.lower() in names else text(value)) for name, value in pairs]
+
+    def text(self, value: str) -> str:
+        for regex in self.regexes:
             value = regex.sub(MARKER, value)
         return value
 
     def data(self, raw: bytes) -> bytes:
         """Patterns over bytes that are not JSON; bytes that are not UTF-8 survive unchanged."""
-        if not self._regexes:
+        if not self.regexes:
             return raw
         text = raw.decode("utf-8", "surrogateescape")
         redacted = self.text(text)
         return raw if redacted == text else redacted.encode("utf-8", "surrogateescape")
 
-    def json(self, doc: Any) -> Any:
+    def document(self, doc: Any) -> Any:
         """Redact a parsed JSON document in place (containers) and return it (scalars are new)."""
-        for path in self._paths:
+        for path in self.paths:
             path.set(doc, _marker)
-        if self._regexes:
-            doc = self._walk(doc)
+        if self.regexes:
+            doc = _walk(doc, self.regexes[0].sub if len(self.regexes) == 1 else self._sub)
         return doc
 
-    def _walk(self, node: Any) -> Any:
-        if isinstance(node, str):
-            return self.text(node)
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if not isinstance(value, (bool, type(None))):
-                    node[key] = self._walk(value)
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                if not isinstance(value, (bool, type(None))):
-                    node[i] = self._walk(value)
-        elif isinstance(node, (int, float)) and not isinstance(node, bool):
-            text = repr(node)
-            redacted = self.text(text)
-            if redacted != text:
-                return redacted
-        return node
+    def _sub(self, marker: str, value: str) -> str:
+        for regex in self.regexes:
+            value = regex.sub(marker, value)
+        return value
+
+
+def _walk(node: Any, sub: Callable[[str, str], str]) -> Any:
+    kind = type(node)
+    if kind is str:
+        return sub(MARKER, node)
+    if kind is dict:
+        for key, value in node.items():
+            if value is not None and value is not True and value is not False:
+                node[key] = _walk(value, sub)
+    elif kind is list:
+        for i, value in enumerate(node):
+            if value is not None and value is not True and value is not False:
+                node[i] = _walk(value, sub)
+    elif kind is int or kind is float:
+        text = repr(node)
+        redacted = sub(MARKER, text)
+        if redacted != text:
+            return redacted
+    return node
 
 
 def _marker(_: Any) -> str:
