@@ -144,6 +144,12 @@ class Redactor:
     def __reduce__(self) -> tuple[Any, ...]:
         return (Redactor, (self.names, self.paths, self.regexes))
 
+    def __eq__(self, other: object) -> bool:  # models compare their private state too
+        return isinstance(other, Redactor) and (self.names, self.paths, self.regexes) == (other.names, other.paths, other.regexes)
+
+    def __hash__(self) -> int:
+        return hash((self.names, self.paths, self.regexes))
+
     def header_pairs(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         names, text = self.names, self.text
         return [(name, MARKER if name.lower() in names else text(value)) for name, value in pairs]
