@@ -38,7 +38,9 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
 
-class _Model(BaseModel):
+class FrozenModel(BaseModel):
+    """Frozen, unknown keys refused: the experiment model's conventions."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, validate_default=True)
 
 
@@ -91,18 +93,18 @@ Timeout = Annotated[float, BeforeValidator(_timeout),
                                     "description": "a duration: 250ms, 5s, or seconds"})]
 
 
-def _http_url(value: str) -> str:
+def http_url(value: str) -> str:
     if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
         raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
     return value.rstrip("/")
 
 
-class BasicCredentials(_Model):
+class BasicCredentials(FrozenModel):
     username: str = Field(min_length=1)
     password: str = Field(repr=False)
 
 
-class PrometheusAuth(_Model):
+class PrometheusAuth(FrozenModel):
     """Exactly one of a bearer token or basic credentials; never printed or reported."""
 
     bearer_token: str | None = Field(default=None, repr=False, min_length=1)
@@ -115,7 +117,7 @@ class PrometheusAuth(_Model):
         return self
 
 
-class PrometheusRef(_Model):
+class PrometheusRef(FrozenModel):
     """Where a Prometheus' HTTP API is and how to reach it."""
 
     prometheus: str
@@ -125,7 +127,7 @@ class PrometheusRef(_Model):
     @field_validator("prometheus")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _http_url(value)
+        return http_url(value)
 
 
 class PromProbe(PrometheusRef):

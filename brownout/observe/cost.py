@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from brownout.experiment.cost import CostSpec
+from brownout.experiment.probes import PrometheusRef
+from brownout.observe.probes import client_for
 from brownout.observe.promql import PrometheusClient
 from brownout.observe.rapl import RaplEnergy
 
@@ -194,3 +197,14 @@ def per_thousand(amount: float | None, successes: int) -> float | None:
     if amount is None or successes <= 0:
         return None
     return amount * 1000.0 / successes
+
+
+def cpu_source(spec: CostSpec, default_pidfiles: Sequence[Path] = ()) -> CpuSource:
+    """The CPU source a ``steady_state.cost`` names (pidfiles default to ``default_pidfiles``).
+
+    A PromQL source owns a client: close it with ``await source.client.close()``.
+    """
+    if spec.prometheus is None:
+        return PidfileCpu(list(spec.pidfiles or default_pidfiles))
+    ref = PrometheusRef(prometheus=spec.prometheus, auth=spec.auth, timeout=spec.timeout)
+    return PromCpu(client_for(ref), selector=spec.query, jobs=spec.jobs)

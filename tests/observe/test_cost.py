@@ -253,3 +253,25 @@ async def test_the_meter_joins_cpu_and_energy_per_interval(tmp_path: Path) -> No
     assert sample.joules is None and "no powercap interface" in str(sample.energy_absent)
     assert per_thousand(first.cpu_seconds, 2000) == pytest.approx(first.cpu_seconds / 2)
     assert per_thousand(1.0, 0) is None and per_thousand(None, 10) is None
+
+
+def test_cost_spec_picks_the_source(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from brownout.experiment.cost import CostSpec
+    from brownout.observe.cost import cpu_source
+
+    prom = CostSpec.model_validate({"prometheus": "http://127.0.0.1:9090/", "jobs": ["model-api"],
+                                    "auth": {"bearer_token": "t"}})
+    source = cpu_source(prom)
+    assert isinstance(source, PromCpu) and source.client.url == "http://127.0.0.1:9090"
+    assert source.query(5) == 'sum(increase(process_cpu_seconds_total{job=~"model\\\\-api"}[5000ms]))'
+    local = cpu_source(CostSpec.model_validate({}), default_pidfiles=[tmp_path / "a.pid"])
+    assert isinstance(local, PidfileCpu) and list(local.pidfiles) == [tmp_path / "a.pid"]
+    given = cpu_source(CostSpec.model_validate({"pidfiles": [str(tmp_path / "b.pid")]}), [tmp_path / "a.pid"])
+    assert isinstance(given, PidfileCpu) and list(given.pidfiles) == [tmp_path / "b.pid"]
+    for bad, message in (({"prometheus": "http://h", "pidfiles": ["x"]}, "not both"),
+                         ({"jobs": ["a"]}, "need 'prometheus'"),
+                         ({"prometheus": "http://h", "query": "rate(x[1m])"}, "counter selector")):
+        with pytest.raises(ValidationError, match=message):
+            CostSpec.model_validate(bad)
