@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -78,16 +79,16 @@ def _endpoint(request: web.Request) -> str:
     return _UNMATCHED if resource is None else resource.canonical
 
 
-def _middleware(metrics: ServiceMetrics) -> Callable[..., object]:
+def _middleware(metrics: ServiceMetrics) -> Middleware:
     @web.middleware
-    async def count(request: web.Request, handler: Callable[[web.Request], object]) -> web.StreamResponse:
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
         endpoint = _endpoint(request)
         if endpoint == METRICS_PATH:
-            return await handler(request)  # type: ignore[misc]
+            return await handler(request)
         started = time.perf_counter()
         status = 500
         try:
-            response: web.StreamResponse = await handler(request)  # type: ignore[misc]
+            response = await handler(request)
             status = response.status
             return response
         except web.HTTPException as exc:

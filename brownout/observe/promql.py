@@ -129,8 +129,9 @@ def _result(body: Any, status: int, url: str) -> QueryResult:
         if status >= 500 and kind not in ("execution", "timeout", "bad_data"):
             raise Unreachable(f"Prometheus at {url} failed (HTTP {status}): {kind}: {text}")
         raise QueryFailed(f"Prometheus rejected the query: {kind}: {text}")
-    data = body.get("data")
-    kind = data.get("resultType") if isinstance(data, dict) else None
+    raw = body.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    kind = data.get("resultType")
     try:
         if kind == "vector":
             return QueryResult("vector", tuple(_sample(s["metric"], s["value"]) for s in data["result"]))

@@ -128,7 +128,7 @@ async def test_every_dashboard_expression_returns_data(demo_cache: Path, bundle:
             "feature-store": day.backends.feature_store_url + "/metrics",
             "gpu-worker": day.backends.worker_url + "/metrics",
         })
-        stop, counts = asyncio.Event(), {}
+        stop, counts = asyncio.Event(), dict[int, int]()
         traffic = asyncio.create_task(_traffic(day.target, stop, counts))
         restarted = None
         try:
