@@ -11,7 +11,8 @@ Response, column-oriented like current Feast (one result per name in
     {"metadata": {"feature_names": ["customer_id", "terminal_id", "customer_stats:count_1d", ...]},
      "results": [{"values": [...], "statuses": ["PRESENT", ...], "event_timestamps": [...]}, ...]}
 
-An unknown entity gives ``null`` with status ``NOT_FOUND``, as Feast does.
+An unknown entity gives ``null`` with status ``NOT_FOUND``, as Feast does. ``GET /metrics``
+counts requests and their latency (``metrics.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aiohttp import web
 from faults.errors import InvalidInput
 
 from .features import CUSTOMER_FEATURES, STORE_FEATURES, TERMINAL_FEATURES, CUSTOMER_VIEW, OnlineSnapshot
+from .metrics import ServiceMetrics
 from .web import MAX_BODY_BYTES, bad_json, invalid, read_json
 
 JOIN_KEYS = ("customer_id", "terminal_id")
@@ -100,6 +102,7 @@ def create_app(snapshot: OnlineSnapshot) -> web.Application:
         return web.json_response({"status": "ok", "features": len(STORE_FEATURES), "as_of": snapshot.event_timestamp})
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
+    ServiceMetrics("feature_store").install(app)
     app.router.add_post("/get-online-features", get_online_features)
     app.router.add_get("/health", health)
     app.router.add_get("/healthz", health)

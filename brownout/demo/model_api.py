@@ -1,5 +1,6 @@
 """Model API: ``POST /predict`` and KServe v2 ``/v2/models/fraud/infer`` over the pipeline,
-plus the demo LLM's ``/v1/chat/completions`` (``llm.py``).
+plus the demo LLM's ``/v1/chat/completions`` (``llm.py``) and Prometheus' ``/metrics``
+(``metrics.py``).
 
 Invalid input is always a 4xx (malformed JSON 400, a bad field 422, a body too large
 413) — never a 5xx. Dependency URLs are parameters so a caller can point them at proxy
@@ -19,6 +20,7 @@ from faults.errors import InvalidInput
 
 from . import kserve, llm
 from .cache import ScoreCache
+from .metrics import ModelApiMetrics
 from .model import DemoModel
 from .pipeline import FeatureClient, Prediction, Scorer, UpstreamFailure, WorkerClient
 from .schema import parse_transaction
@@ -136,12 +138,15 @@ def create_app(model: DemoModel, settings: ModelApiSettings) -> web.Application:
         features = FeatureClient(session, settings.feature_store_url, model.store_defaults,
                                  settings.feature_timeout_ms / 1000)
         worker = WorkerClient(session, settings.worker_url, settings.worker_timeout_ms / 1000)
-        app[SCORER] = Scorer(model, features, worker, cache)
+        metrics.watch_cache(lambda: (cache.hits, cache.misses))
+        app[SCORER] = Scorer(model, features, worker, cache, on_predictions=metrics.predicted)
         yield
         await cache.close()
         await session.close()
 
+    metrics = ModelApiMetrics()
     app = web.Application(client_max_size=MAX_BODY_BYTES)
+    metrics.install(app)
     app.cleanup_ctx.append(dependencies)
     r = app.router
     r.add_post("/predict", predict)

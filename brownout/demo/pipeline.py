@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,26 @@ class UpstreamFailure(Exception):
 class FeatureRows:
     values: list[list[float]]       # per transaction, in STORE_FEATURES order
     degraded: list[str | None]      # per transaction: why it fell back, or None
+
+
+# Why a prediction fell back to default features: a short code per message prefix (the
+# message says more; the code is a low-cardinality metric label).
+_FALLBACK_PREFIXES = (
+    ("feature store timeout", "timeout"),
+    ("feature store answered", "error_status"),
+    ("feature store unavailable", "unavailable"),
+    ("feature store answer unreadable", "unreadable"),
+    ("missing features", "missing_features"),
+)
+FALLBACK_REASONS = tuple(code for _, code in _FALLBACK_PREFIXES) + ("other",)
+
+
+def fallback_reason(message: str) -> str:
+    """The code of a ``degraded_reason`` message (one of ``FALLBACK_REASONS``)."""
+    for prefix, code in _FALLBACK_PREFIXES:
+        if message.startswith(prefix):
+            return code
+    return "other"
 
 
 def cache_key(model_version: str, txn: Transaction) -> str:
@@ -151,11 +172,13 @@ class WorkerClient:
 
 
 class Scorer:
-    def __init__(self, model: DemoModel, features: FeatureClient, worker: WorkerClient, cache: ScoreCache) -> None:
+    def __init__(self, model: DemoModel, features: FeatureClient, worker: WorkerClient, cache: ScoreCache,
+                 on_predictions: Callable[[list[Prediction]], None] | None = None) -> None:
         self.model = model
         self.features = features
         self.worker = worker
         self.cache = cache
+        self._on_predictions = on_predictions  # metrics: told of every prediction made
 
     def _prediction(self, txn: Transaction, score: float, degraded: str | None, cached: bool) -> Prediction:
         return Prediction(
@@ -181,7 +204,10 @@ class Scorer:
                 out[i] = self._prediction(txn, score, degraded, False)
                 if degraded is None and math.isfinite(score):
                     await self.cache.put(keys[i], CachedScore(score, self.model.version))
-        return [p for p in out if p is not None]
+        made = [p for p in out if p is not None]
+        if self._on_predictions is not None:
+            self._on_predictions(made)
+        return made
 
     async def score_features(self, instances: list[list[float]]) -> list[float]:
         """Raw feature rows straight to the worker (KServe ``features`` input)."""

@@ -7,7 +7,8 @@ until the batch has ``max_batch`` rows or ``max_wait_ms`` has passed (Triton's d
 batcher), and "runs it on the GPU": a sleep of ``batch_ms + row_ms * rows`` (the device
 time a small model takes) followed by the real model. When the queue is full the request
 is refused at once with 503, ``Retry-After`` and ``{"error": ..., "code": "queue_full"}`` —
-the queue overflow real inference servers show under a spike (ml-protocols §1.8).
+the queue overflow real inference servers show under a spike. ``GET /metrics`` shows the
+queue depth, batch sizes and rejections (``metrics.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aiohttp import web
 from faults.errors import InvalidInput
 
 from .features import N_FEATURES
+from .metrics import WorkerMetrics
 from .model import DemoModel
 from .web import MAX_BODY_BYTES, bad_json, error, invalid, read_json
 
@@ -72,10 +74,16 @@ class Batcher:
     settings: WorkerSettings
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     stats: BatchStats = field(default_factory=BatchStats)
+    on_batch: Callable[[int], None] | None = None  # told each batch's rows (metrics)
 
     def __post_init__(self) -> None:
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=self.settings.queue_size)
         self._arrived = asyncio.Event()
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting now."""
+        return self._queue.qsize()
 
     def submit(self, rows: np.ndarray) -> asyncio.Future[np.ndarray]:
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
@@ -123,6 +131,8 @@ class Batcher:
             self.stats.batches += 1
             self.stats.rows += n_rows
             self.stats.max_batch_rows = max(self.stats.max_batch_rows, n_rows)
+            if self.on_batch is not None:
+                self.on_batch(n_rows)
             start = 0
             for j in jobs:
                 end = start + j.rows.shape[0]
@@ -180,13 +190,16 @@ def create_app(model: DemoModel, settings: WorkerSettings = WorkerSettings()) ->
                                   "max_batch_rows": s.max_batch_rows, "queue_size": settings.queue_size})
 
     async def batching(app: web.Application) -> Any:
-        app[batcher_key] = Batcher(model, settings)
+        batcher = app[batcher_key] = Batcher(model, settings, on_batch=metrics.batch_size.observe)
+        metrics.watch_batcher(lambda: (batcher.depth, batcher.stats.batches, batcher.stats.rejected))
         task = asyncio.create_task(app[batcher_key].run())
         yield
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
+    metrics = WorkerMetrics()
     app = web.Application(client_max_size=MAX_BODY_BYTES)
+    metrics.install(app)
     app.cleanup_ctx.append(batching)
     app.router.add_post("/v1/score", score)
     app.router.add_get("/healthz", health)
