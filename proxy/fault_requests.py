@@ -7,7 +7,6 @@ The same models validate the bodies and describe them in the admin API's OpenAPI
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -24,13 +23,14 @@ DURATION_SCHEMA: dict[str, Any] = {
     "description": "a duration: 250ms, 30s, 5m, 1h, or seconds",
 }
 Seconds = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_SCHEMA)]
-_FAULT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+FAULT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"  # what POST /faults accepts, and every id it makes
 
 
 class FaultRequest(BaseModel):
     """The body of ``POST /faults`` (and an entry of the config's ``faults:``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: JSON types as documented (no "5" for a seed); durations still read strings
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     type: str = Field(max_length=64, description="a fault kind, or a toxic type on a tcp route")
     route: str = Field(max_length=64, description="the route's name")
@@ -39,14 +39,14 @@ class FaultRequest(BaseModel):
         default=None, description="which requests: methods, path, headers, body, probability, first_n, "
                                   "every_nth, max_injections")
     ttl: Seconds | None = Field(default=None, description="the lease; default and maximum are the proxy's fault_ttl")
-    id: str | None = Field(default=None, pattern=_FAULT_ID.pattern)
+    id: str | None = Field(default=None, pattern=FAULT_ID)
     seed: int | None = Field(default=None, ge=INT_MIN, le=INT_MAX, description="seeds the fault's own rng")
 
 
 class FaultPatch(BaseModel):
     """The body of ``PATCH /faults/{id}``: renew the lease, change parameters, or both."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     ttl: Seconds | None = None
     params: dict[str, Any] | None = None
