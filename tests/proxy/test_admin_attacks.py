@@ -134,7 +134,8 @@ async def test_a_foreign_origin_is_refused_on_every_endpoint(proxied: Any, clien
     proxy = proxied()
     port = proxy.admin.rsplit(":", 1)[1]
     for origin in ("https://evil.example", f"http://evil.example:{port}", "null", "http://127.0.0.1:1", "file://",
-                   f"http://127.0.0.1.evil.example:{port}", f"https://evil.example:{port}/x", "garbage"):
+                   f"http://127.0.0.1.evil.example:{port}", f"https://evil.example:{port}/x", "garbage",
+                   "http://[::1", "http://127.0.0.1:99999", f"ftp://127.0.0.1:{port}"):
         for method, path, body in ENDPOINTS:
             status, answer = await _send(client, method, proxy.admin + path, body, {"Origin": origin})
             assert status == 403 and answer["field"] == "Origin", (origin, method, path, answer)
@@ -157,7 +158,8 @@ async def test_without_a_token_only_loopback_host_names_are_answered(proxied: An
     proxy = proxied()
     port = proxy.admin.rsplit(":", 1)[1]
     for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.nip.io:{port}", "localhost.evil.example",
-                 f"0.0.0.0:{port}", f"[::ffff:7f00:1]:{port}", "a b", f"user@127.0.0.1:{port}", ""):
+                 f"0.0.0.0:{port}", f"[::ffff:7f00:1]:{port}", "a b", f"user@127.0.0.1:{port}", "", "[::1",
+                 "127.0.0.1:99999"):
         for method, path, body in ENDPOINTS:
             status, answer = await _send(client, method, proxy.admin + path, body, {"Host": host})
             assert status == 403 and answer["field"] == "Host", (host, method, path, answer)
