@@ -7,9 +7,19 @@ from typing import Any
 
 import aiohttp
 
-from faults.errors import BrownoutError, Conflict, InvalidInput, NotFound, Unauthorized, Unreachable
+from faults.errors import (
+    BrownoutError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    Unreachable,
+    UnsupportedMediaType,
+)
 
-_BY_STATUS: dict[int, type[BrownoutError]] = {400: InvalidInput, 401: Unauthorized, 404: NotFound, 409: Conflict}
+_BY_STATUS: dict[int, type[BrownoutError]] = {
+    400: InvalidInput, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 415: UnsupportedMediaType}
 
 
 class AdminClient:
@@ -28,6 +38,7 @@ class AdminClient:
         await self._session.close()
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        # json= sends Content-Type: application/json, which the admin API requires of a body
         try:
             async with self._session.request(method, self.base_url + path, json=body) as response:
                 text = await response.text()
@@ -39,8 +50,8 @@ class AdminClient:
         if response.status >= 400:
             message = data.get("error", text) if isinstance(data, dict) else text
             error = _BY_STATUS.get(response.status, Unreachable)
-            if error is InvalidInput:
-                raise InvalidInput(message, data.get("field") if isinstance(data, dict) else None)
+            if issubclass(error, InvalidInput):
+                raise error(message, data.get("field") if isinstance(data, dict) else None)
             raise error(f"{method} {path}: {response.status}: {message}")
         return data
 

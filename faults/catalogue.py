@@ -30,6 +30,7 @@ from faults.reset import ResetFault
 from faults.stream import StreamFault
 from faults.throttle import ThrottleFault
 from faults.truncate import TruncateFault
+from faults.units import check_numbers
 
 # One explicit list: adding a kind means adding its module and one line here.
 KINDS: tuple[type[Fault], ...] = (
@@ -74,15 +75,22 @@ def _adapter(cls: type) -> TypeAdapter[Any]:
 
 
 def parse_model(cls: type, data: Any, field: str) -> Any:
-    """Validate ``data`` into ``cls`` (a pydantic-compatible dataclass); errors name dotted fields."""
+    """Validate ``data`` into ``cls`` (a pydantic-compatible dataclass); errors name dotted fields.
+
+    Numbers must be finite and in range both as given and as parsed (pydantic turns the
+    string ``"inf"`` into a float), so a NaN delay or count never reaches a fault.
+    """
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise InvalidInput(f"must be an object, got {type(data).__name__}", field)
+    check_numbers(data, field)
     try:
-        return _adapter(cls).validate_python(dict(data))
+        parsed = _adapter(cls).validate_python(dict(data))
     except ValidationError as exc:
         raise InvalidInputs([_to_invalid(err, field) for err in exc.errors()]) from None
+    check_numbers(parsed, field)
+    return parsed
 
 
 def _to_invalid(err: Any, prefix: str) -> InvalidInput:

@@ -73,3 +73,17 @@ class Unreachable(BrownoutError):
 
 class FaultAborted(BrownoutError):
     """Raised inside a body stream by a fault to reset the client connection."""
+
+
+class Forbidden(BrownoutError):
+    """Refused whoever asks: a cross-site ``Origin``, or a ``Host`` name the admin API does not
+    answer to. ``field`` names the header."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A body in a media type the endpoint does not read (the admin API reads JSON only)."""

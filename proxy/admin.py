@@ -1,8 +1,8 @@
-"""The native admin API (DESIGN §2): health, metrics, routes, faults CRUD and the kill switch."""
+"""The native admin API: health, metrics, routes, faults CRUD, the kill switch and its own
+OpenAPI document. Who may call it is decided in ``proxy/admin_guard.py``."""
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,51 +10,50 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from faults.errors import BrownoutError, InvalidInput, Unauthorized
-from proxy.fault_requests import FaultPatch, FaultRequest, parse_body
+from faults.errors import BrownoutError
+from proxy.admin_guard import guard_middleware, require_json
+from proxy.fault_requests import FaultPatch, FaultRequest, parse_body, parse_json
 from proxy.fault_service import FaultService
 from proxy.http_errors import error_body, http_status
 from proxy.metrics import ProxyMetrics
+from proxy.openapi import OPEN_PATHS, openapi_document
 
 log = structlog.get_logger("brownout.admin")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OPEN_PATHS = frozenset({"/healthz", "/metrics"})  # probes and Prometheus scrape without a token
 SERVICE: web.AppKey[FaultService] = web.AppKey("service", FaultService)
 METRICS: web.AppKey[ProxyMetrics] = web.AppKey("metrics", ProxyMetrics)
 ROUTES: web.AppKey[Callable[[], list[dict[str, Any]]]] = web.AppKey("routes")
+TOKEN: web.AppKey[bool] = web.AppKey("token", bool)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(data), content_type="application/json")
 
 
-def _auth_middleware(token: str | None) -> Any:
-    expected = f"Bearer {token}".encode() if token else b""
-
-    @web.middleware
-    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path not in OPEN_PATHS:
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                raise Unauthorized("missing or wrong bearer token (send 'Authorization: Bearer <token>')")
-        return await handler(request)
-
-    return auth
-
-
 @web.middleware
 async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every refusal is a JSON ``{error, field}`` body, aiohttp's own (404, 405, 413) included."""
     try:
         return await handler(request)
     except BrownoutError as exc:
-        return _json(error_body(exc), http_status(exc))
+        status = http_status(exc)
+        response = _json(error_body(exc), status)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="brownout"'
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.text if exc.status == 413 else f"{exc.reason}: {request.method} {request.path[:200]}"
+        response = _json({"error": message, "field": None}, exc.status)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
 
 async def _body(request: web.Request) -> Any:
-    try:
-        return await request.json(loads=json.loads)
-    except ValueError as exc:
-        raise InvalidInput(f"malformed JSON body: {exc}") from None
+    require_json(request)
+    return parse_json(await request.read())
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -64,6 +63,12 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
     return web.Response(body=m.render(), headers={"Content-Type": m.content_type})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    routes = [route["name"] for route in request.app[ROUTES]()]
+    return _json(openapi_document(token=request.app[TOKEN], fault_types=request.app[SERVICE].known_types(),
+                                  routes=routes))
 
 
 async def list_routes(request: web.Request) -> web.Response:
@@ -108,12 +113,15 @@ async def clear_faults(request: web.Request) -> web.Response:
 
 def make_admin_app(service: FaultService, metrics_: ProxyMetrics, routes: Callable[[], list[dict[str, Any]]],
                    token: str | None) -> web.Application:
-    app = web.Application(middlewares=[_errors_middleware, _auth_middleware(token)], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[_errors_middleware, guard_middleware(token, OPEN_PATHS)],
+                          client_max_size=1024 * 1024)
     app[SERVICE] = service
     app[METRICS] = metrics_
     app[ROUTES] = routes
+    app[TOKEN] = bool(token)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/routes", list_routes)
     app.router.add_get("/faults", list_faults)
     app.router.add_post("/faults", add_fault)

@@ -1,36 +1,52 @@
-"""Admin API bodies (and config ``faults:`` entries), parsed at the edge into frozen models."""
+"""Admin API bodies (and config ``faults:`` entries), parsed at the edge into frozen models.
+
+The same models validate the bodies and describe them in the admin API's OpenAPI document
+(``proxy/openapi.py``), so the document cannot drift from what is accepted.
+"""
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from faults.errors import InvalidInput, InvalidInputs
-from faults.units import parse_duration
+from faults.units import INT_MAX, INT_MIN, MAX_DEPTH, MAX_SECONDS, check_numbers, parse_duration
 
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-_FAULT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+DURATION_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(us|µs|ms|s|m|h)?\s*$", "maxLength": 64},
+    ],
+    "description": "a duration: 250ms, 30s, 5m, 1h, or seconds",
+}
+Seconds = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_SCHEMA)]
+FAULT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"  # what POST /faults accepts, and every id it makes
 
 
 class FaultRequest(BaseModel):
     """The body of ``POST /faults`` (and an entry of the config's ``faults:``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: JSON types as documented (no "5" for a seed); durations still read strings
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    type: str
-    route: str
-    params: dict[str, Any] = {}
-    match: dict[str, Any] | None = None
-    ttl: Seconds | None = None
-    id: str | None = Field(default=None, pattern=_FAULT_ID.pattern)
-    seed: int | None = None
+    type: str = Field(max_length=64, description="a fault kind, or a toxic type on a tcp route")
+    route: str = Field(max_length=64, description="the route's name")
+    params: dict[str, Any] = Field(default={}, description="the kind's parameters (`brownout faults catalogue`)")
+    match: dict[str, Any] | None = Field(
+        default=None, description="which requests: methods, path, headers, body, probability, first_n, "
+                                  "every_nth, max_injections")
+    ttl: Seconds | None = Field(default=None, description="the lease; default and maximum are the proxy's fault_ttl")
+    id: str | None = Field(default=None, pattern=FAULT_ID)
+    seed: int | None = Field(default=None, ge=INT_MIN, le=INT_MAX, description="seeds the fault's own rng")
 
 
 class FaultPatch(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """The body of ``PATCH /faults/{id}``: renew the lease, change parameters, or both."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     ttl: Seconds | None = None
     params: dict[str, Any] | None = None
@@ -39,6 +55,7 @@ class FaultPatch(BaseModel):
 def parse_body(model: type[BaseModel], body: Any) -> Any:
     if not isinstance(body, Mapping):
         raise InvalidInput("the body must be a JSON object")
+    check_numbers(body)
     try:
         return model.model_validate(body)
     except ValidationError as exc:
@@ -47,3 +64,24 @@ def parse_body(model: type[BaseModel], body: Any) -> Any:
             message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
             errors.append(InvalidInput(message, ".".join(str(p) for p in err["loc"])))
         raise InvalidInputs(errors) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidInput(f"{name} is not valid JSON: numbers must be finite")
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, strictly: UTF-8, no ``NaN``/``Infinity`` tokens, numbers finite
+    and in range, nesting at most ``MAX_DEPTH`` deep. Anything else is an ``InvalidInput``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"the body is not UTF-8 (byte {exc.start})") from None
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidInput(f"malformed JSON body: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # also integers past Python's digit limit
+        raise InvalidInput(f"malformed JSON body: {exc}") from None
+    check_numbers(value)
+    return value

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from faults.errors import BrownoutError, Conflict, InvalidInput, InvalidInputs, NotFound, Unauthorized, Unreachable
+from faults.errors import (
+    BrownoutError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvalidInputs,
+    NotFound,
+    Unauthorized,
+    Unreachable,
+    UnsupportedMediaType,
+)
 
-_STATUS: tuple[tuple[type[BrownoutError], int], ...] = (
+_STATUS: tuple[tuple[type[BrownoutError], int], ...] = (  # first match wins: subclasses first
+    (UnsupportedMediaType, 415),
     (InvalidInput, 400),
     (Unauthorized, 401),
+    (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
     (Unreachable, 502),
@@ -29,6 +41,6 @@ def error_body(exc: BrownoutError) -> dict[str, object]:
             "field": first.field,
             "errors": [{"error": e.message, "field": e.field} for e in exc.errors],
         }
-    if isinstance(exc, InvalidInput):
+    if isinstance(exc, (InvalidInput, Forbidden)):
         return {"error": exc.message, "field": exc.field}
     return {"error": str(exc), "field": None}

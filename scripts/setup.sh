@@ -30,6 +30,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q -e '.[test,demo,report]'
 
-if [ -f tests/tcp/node/package.json ] && [ ! -d tests/tcp/node/node_modules ] && command -v npm >/dev/null; then
-  (cd tests/tcp/node && npm install --no-audit --no-fund --silent)
+# The Node client the tcp tests drive (the tests never install it themselves): installed from
+# the lock file whenever npm exists, again only when the lock file is newer than the install.
+NODE_DIR=tests/tcp/node
+if [ -f "$NODE_DIR/package-lock.json" ] && command -v npm >/dev/null; then
+  if [ ! -d "$NODE_DIR/node_modules/toxiproxy-node-client" ] \
+     || [ "$NODE_DIR/package-lock.json" -nt "$NODE_DIR/node_modules/.package-lock.json" ]; then
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --silent)
+  fi
+elif [ -f "$NODE_DIR/package-lock.json" ]; then
+  echo "setup: npm is missing, so the Node client for the tcp tests is not installed" >&2
 fi

@@ -2,12 +2,15 @@
 
 Clients rely on some of them: object keys match case-insensitively, unknown keys are
 ignored, ``null`` means "not given", only the first JSON value of a body is read, and a
-value of the wrong type is a 400 ``bad request body: json: cannot unmarshal ...``.
+value of the wrong type is a 400 ``bad request body: json: cannot unmarshal ...``. Go's
+decoder also has no ``NaN``/``Infinity``, refuses a number that does not fit its field
+(``1e400`` as a float32) and nesting past a depth limit: all 400 here too.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +20,7 @@ from proxy.tcp.link import ToxicEntry
 from proxy.tcp.relay import TcpProxy
 
 _decoder = json.JSONDecoder(parse_constant=lambda name: _reject_constant(name))
+_FLOAT32_MAX = 3.4028234663852886e38
 _GO_TYPES = {str: "string", bool: "bool", float: "float32", dict: "map[string]interface {}", list: "[]interface {}"}
 
 
@@ -35,6 +39,8 @@ def decode(text: str) -> Any:
         raise BadBody("EOF")
     try:
         value, _ = _decoder.raw_decode(stripped)
+    except RecursionError:
+        raise BadBody("exceeded max depth") from None
     except json.JSONDecodeError as exc:
         if exc.pos >= len(stripped):
             raise BadBody("unexpected EOF") from None
@@ -68,8 +74,16 @@ def fields(value: Any, struct: str, spec: Mapping[str, type]) -> dict[str, Any]:
         if not ok:
             raise BadBody(f"json: cannot unmarshal {_kind(item)} into Go struct field {struct}.{name} "
                           f"of type {_GO_TYPES.get(expected, expected.__name__)}")
+        if expected is float and not _fits_float32(item):
+            raise BadBody(f"json: cannot unmarshal number {item} into Go struct field {struct}.{name} of type float32")
         out[name] = item
     return out
+
+
+def _fits_float32(number: float) -> bool:
+    if isinstance(number, int):  # compared as int: float() of a 400-digit int overflows
+        return -_FLOAT32_MAX <= number <= _FLOAT32_MAX
+    return math.isfinite(number) and abs(number) <= _FLOAT32_MAX
 
 
 def dumps(value: Any) -> bytes:

@@ -3,7 +3,9 @@
 ``.ci/run`` installs Debian's docker.io and busybox-static and starts dockerd. No registry is
 needed: the test imports a one-binary image (static busybox, as ``docker import`` would)
 through the Engine API, runs a container from it with host networking, and removes both at
-the end. Where no daemon can run (not root, no dockerd), the tests skip and say so.
+the end. Where no daemon can run (not root, no dockerd) they skip and say so, except in CI
+(``CI=true``), where .ci/run has installed everything and a skip would hide a broken set-up:
+there they fail.
 """
 
 from __future__ import annotations
@@ -63,7 +65,10 @@ def dockerd() -> Iterator[None]:
     process = None
     if not _daemon_answers():
         if os.geteuid() != 0 or not shutil.which("dockerd") or not (shutil.which("busybox") or Path("/bin/busybox").exists()):
-            pytest.skip("needs root, dockerd and busybox (.ci/run installs docker.io and busybox-static)")
+            reason = "needs root, dockerd and busybox (.ci/run installs docker.io and busybox-static)"
+            if os.environ.get("CI", "").lower() in ("true", "1"):
+                pytest.fail(f"{reason}; in CI they must be there")
+            pytest.skip(reason)
         log = open("/tmp/brownout-test-dockerd.log", "wb")
         process = subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 30

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import time
 import urllib.request
 
@@ -23,10 +24,11 @@ async def test_500_per_second_for_4_seconds_arrives_on_target(server: str) -> No
     hits = _hits(server, "rate")
     assert summary.scheduled == 2000 and summary.dropped == 0 and summary.total.status_2xx == 2000
     assert abs(len(hits) - 2000) <= 100
-    rate = (len(hits) - 1) / (hits[-1] - hits[0])
+    rate = (len(hits) - 1) / (hits[-1] - hits[0])  # over ~4 s: a stall of the server only shifts hits
     assert abs(rate - 500) <= 25, rate
+    # per second, where a 100 ms stall of the (separate) server moves 50 hits across a boundary
     per_second = [sum(1 for h in hits if hits[0] + i <= h < hits[0] + i + 1) for i in range(3)]
-    assert all(abs(n - 500) <= 25 for n in per_second), per_second
+    assert all(abs(n - 500) <= 100 for n in per_second), per_second
     assert abs(summary.achieved_rate - 500) <= 25 and len(summary.windows) == 4
 
 
@@ -44,7 +46,7 @@ async def test_a_stall_shows_in_every_request_scheduled_during_it(server: str) -
     assert max(r.latency_s for r in during) >= 0.95
     assert summary.total.max_ms >= 950 and summary.dropped == 0
     after = [r for r in records if summary.started_at + r.scheduled_at > end + 0.3]
-    assert after and max(r.latency_s for r in after) < 0.2  # the server recovered
+    assert len(after) >= 50 and statistics.median(r.latency_s for r in after) < 0.2  # the server recovered
 
 
 async def test_in_flight_cap_produces_dropped_counts(server: str) -> None:
@@ -66,25 +68,48 @@ async def test_bounded_by_request_cap_and_by_stop(server: str) -> None:
     asyncio.get_running_loop().call_later(0.3, stop.set)
     t0 = time.monotonic()
     stopped = await run_load(f"{server}/ok/stop", ConstantShape(100, 30), stop=stop)
-    assert time.monotonic() - t0 < 2 and stopped.stopped_early and 20 <= stopped.scheduled <= 45
+    # 30 due by the stop; the upper bound allows the stop to fire half a second late
+    assert time.monotonic() - t0 < 5 and stopped.stopped_early and 20 <= stopped.scheduled <= 80
 
 
 async def test_timeouts_are_counted_as_transport_errors(server: str) -> None:
     summary = await run_load(f"{server}/hang", ConstantShape(20, 0.5), request_timeout=0.3)
     assert summary.total.transport_errors == summary.sent == 10 and summary.total.error_rate == 1.0
-    assert 290 <= summary.total.p50_ms <= 500
+    assert 290 <= summary.total.p50_ms <= 1000  # never before the timeout; late only on a busy machine
+
+
+class JumpingClock:
+    """Monotonic time that leaps ahead when told: the generator finds itself that far behind its
+    schedule at once, as after a stall of its event loop, without a real stall (whose length a
+    busy machine would stretch, and the count of drops with it)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
 
 
 async def test_a_saturated_generator_counts_drops_instead_of_sending_late(server: str) -> None:
-    blocked = []
+    clock = JumpingClock()
+    records: list[RequestRecord] = []
 
-    def slow_consumer(record: RequestRecord) -> None:
-        if not blocked:  # hog the event loop once, as an overloaded client would
-            blocked.append(record)
-            time.sleep(0.3)
+    def consume(record: RequestRecord) -> None:
+        records.append(record)
+        if len(records) == 1:  # the first answer arrives: one second behind from here on
+            clock.offset += 1.0
 
-    summary = await run_load(f"{server}/ok/saturated", ConstantShape(100, 1), on_record=slow_consumer,
-                             max_start_lag=0.1)
-    assert summary.client_lag_max_s >= 0.2
-    assert 15 <= summary.dropped <= 30 and summary.sent + summary.dropped == 100
+    summary = await run_load(f"{server}/ok/saturated", ConstantShape(100, 2), on_record=consume,
+                             max_start_lag=0.5, clock=clock)
+    first = records[0]
+    leap = first.scheduled_at + first.latency_s  # when the clock leapt, since the start
+    assert summary.client_lag_max_s >= 0.99
+    dropped = [r for r in records if r.dropped]
+    # Due every 10 ms: those due in the first 0.5 s after the leap are over max_start_lag (about
+    # 50) and dropped; the next 0.5 s are late but within it, so they are sent. More drops would
+    # need a real stall of over half a second on top.
+    assert 45 <= summary.dropped <= 55, summary.dropped
+    assert all(r.error == "saturated" and leap - 0.01 <= r.scheduled_at <= leap + 0.51 for r in dropped), \
+        (leap, [r.scheduled_at for r in dropped])
+    assert summary.sent + summary.dropped == summary.scheduled == 200
     assert summary.total.dropped == summary.dropped

@@ -83,7 +83,7 @@ async def test_errors_are_json_and_name_the_field(proxied: Any, client: aiohttp.
         ({"type": "latency", "route": "api", "colour": "red"}, 400, "colour"),
     ]
     for body, status, field in cases:
-        kwargs = {"data": body} if isinstance(body, bytes) else {"json": body}
+        kwargs = {"data": body, "headers": {"Content-Type": "application/json"}} if isinstance(body, bytes) else {"json": body}
         async with client.post(proxy.admin + "/faults", **kwargs) as r:
             answer = await r.json()
             assert r.status == status, (body, answer)
@@ -101,12 +101,13 @@ async def test_token_is_required_except_for_probes(proxy_factory: Any, upstream:
     proxy = proxy_factory({"admin": {"token": "${TEST_TOKEN}"}, "routes": [{"name": "api", "upstream": upstream[1]}]},
                           env={"TEST_TOKEN": "s3cret"})
     async with client.get(proxy.admin + "/faults") as r:
-        assert r.status == 401
+        assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+        assert (await r.json())["error"]
     async with client.get(proxy.admin + "/faults", headers={"Authorization": "Bearer wrong"}) as r:
         assert r.status == 401
     async with client.get(proxy.admin + "/faults", headers={"Authorization": "Bearer s3cret"}) as r:
         assert r.status == 200
-    for open_path in ("/healthz", "/metrics"):
+    for open_path in ("/healthz", "/metrics", "/openapi.json"):
         async with client.get(proxy.admin + open_path) as r:
             assert r.status == 200
     assert "s3cret" not in proxy.stderr_path.read_text()

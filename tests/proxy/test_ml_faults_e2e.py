@@ -196,14 +196,18 @@ def contents(events: list[tuple[float, str | None, str]]) -> list[str]:
 
 
 async def test_ttft_is_the_injected_first_event_delay(ml: tuple[ProxyProcess, str], http: aiohttp.ClientSession) -> None:
+    """Judged so load cannot fail it: every TTFT is at least the delay (a hard bound), and the
+    fastest of five, which load only makes slower, is within 100 ms of the fastest without it."""
     proxy, _ = ml
+    baseline = [(await sse_events(http, proxy.url("ml", CHAT_REQ[0])))[1] for _ in range(5)]
     await add(http, proxy, "stream", {"first_event_delay_ms": 300}, CHAT_REQ[0])
     ttfts = []
-    for _ in range(3):
+    for _ in range(5):
         events, ttft = await sse_events(http, proxy.url("ml", CHAT_REQ[0]))
         assert contents(events) == TOKENS and events[-1][2] == "[DONE]"
         ttfts.append(ttft)
-    assert 0.240 <= statistics.median(ttfts) <= 0.360, ttfts  # ±20% of 300 ms
+    assert min(ttfts) >= 0.299, ttfts
+    assert min(ttfts) <= min(baseline) + 0.300 + 0.100, (baseline, ttfts)
 
 
 async def test_pacing_spaces_events(ml: tuple[ProxyProcess, str], http: aiohttp.ClientSession) -> None:

@@ -1,5 +1,10 @@
 """End to end: a real redis-server behind a tcp route, toxics driven with toxiproxy-python,
-effects measured with the redis client and raw sockets."""
+effects measured with the redis client and raw sockets.
+
+Timings are judged so that a busy machine cannot fail them: a delay is never shorter than the
+toxic's (a hard lower bound), and the fastest of several samples, which load only ever makes
+slower, must be within a generous margin above it.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +35,14 @@ def ping_ms(r: redis.Redis) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def pings_ms(r: redis.Redis, samples: int = 8) -> list[float]:
+    return [ping_ms(r) for _ in range(samples)]
+
+
+SLACK_MS = 1.0  # event-loop timers may fire up to a millisecond early
+MARGIN_MS = 50.0  # how far above the toxic the fastest of several samples may land
+
+
 def raw(proxy: Proxy) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port_of(proxy.listen)), timeout=5)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -50,34 +63,41 @@ def proxy(redis_server: RedisServer, toxi: ToxiServer) -> Proxy:
     return Toxiproxy().create(upstream=redis_server.address, name="redis")
 
 
+def assert_delayed(samples: list[float], delay_ms: float) -> None:
+    """Every sample at least ``delay_ms``; the fastest within ``MARGIN_MS`` above it."""
+    assert min(samples) >= delay_ms - SLACK_MS, samples
+    assert min(samples) <= delay_ms + MARGIN_MS, samples
+
+
 def test_latency_adds_100ms_to_a_ping(proxy: Proxy) -> None:
     r = client(proxy)
-    base = statistics.median(ping_ms(r) for _ in range(5))
+    base = min(pings_ms(r))
+    assert base < MARGIN_MS
     proxy.add_toxic(type="latency", attributes={"latency": 100})  # the connection is already open
-    slowed = [ping_ms(r) for _ in range(5)]
-    assert abs(statistics.median(slowed) - base - 100) <= 20, slowed
-    assert all(80 <= ms - base <= 140 for ms in slowed), slowed
+    slowed = pings_ms(r)
+    assert_delayed(slowed, 100)
+    assert statistics.median(slowed) < 100 + 4 * MARGIN_MS, slowed  # not a second toxic's worth
     proxy.destroy_toxic("latency_downstream")
-    assert statistics.median(ping_ms(r) for _ in range(3)) < base + 20
+    assert min(pings_ms(r, 5)) < MARGIN_MS
 
 
 def test_latencies_stack_across_both_streams(proxy: Proxy) -> None:
     r = client(proxy)
-    base = statistics.median(ping_ms(r) for _ in range(3))
+    r.ping()
     proxy.add_toxic(type="latency", attributes={"latency": 50})
     proxy.add_toxic(type="latency", stream="upstream", attributes={"latency": 50})
-    assert abs(statistics.median(ping_ms(r) for _ in range(3)) - base - 100) <= 20
+    assert_delayed(pings_ms(r), 100)  # 50 each way, not 50 once
 
 
 def test_toxic_updated_live_applies_to_open_connections(proxy: Proxy, toxi: ToxiServer) -> None:
     r = client(proxy)
     r.ping()  # connect first: redis-py's handshake takes several round trips
     proxy.add_toxic(type="latency", attributes={"latency": 50})
-    assert 40 <= ping_ms(r) <= 80
+    assert_delayed(pings_ms(r, 5), 50)
     resp = requests.post(f"{toxi.url}/proxies/redis/toxics/latency_downstream",
                          json={"attributes": {"latency": 150}}, timeout=5)
     assert resp.status_code == 200 and resp.json()["attributes"] == {"latency": 150, "jitter": 0}
-    assert 130 <= ping_ms(r) <= 180
+    assert_delayed(pings_ms(r, 5), 150)
 
 
 def test_reset_peer_resets_the_redis_connection(proxy: Proxy) -> None:
@@ -97,7 +117,7 @@ def test_reset_peer_is_a_real_rst_on_a_raw_socket(proxy: Proxy) -> None:
     sock.sendall(b"PING\r\n")
     with pytest.raises(ConnectionResetError):
         sock.recv(100)
-    assert 0.08 <= time.monotonic() - start <= 0.5
+    assert 0.099 <= time.monotonic() - start <= 3.0  # after the toxic's 100 ms, never before
     sock.close()
 
 
@@ -107,7 +127,7 @@ def test_timeout_black_holes_then_closes(proxy: Proxy) -> None:
     start = time.monotonic()
     sock.sendall(b"PING\r\n")
     assert sock.recv(100) == b""  # the PING is swallowed; the proxy closes the idle connection
-    assert 0.25 <= time.monotonic() - start <= 0.8
+    assert 0.299 <= time.monotonic() - start <= 3.0  # after the toxic's 300 ms, never before
     sock.close()
 
 
@@ -132,17 +152,19 @@ def test_bandwidth_limits_the_rate(proxy: Proxy) -> None:
     start = time.perf_counter()
     assert r.get("big") == value
     rate = len(value) / (time.perf_counter() - start) / 1000
-    assert 320 <= rate <= 480, rate
+    # the limit is a ceiling (a small first burst aside); below it only a busy machine's delays
+    assert 150 <= rate <= 460, rate
 
 
 def test_slicer_delivers_many_small_reads(proxy: Proxy, redis_server: RedisServer) -> None:
-    redis.Redis(port=redis_server.port).set("k10k", b"s" * 10_000)
-    proxy.add_toxic(type="slicer", attributes={"average_size": 100, "size_variation": 0, "delay": 2000})
+    redis.Redis(port=redis_server.port).set("k5k", b"s" * 5_000)
+    # 20 ms between slices: a reader must stall 200 ms to see ten of them coalesce in one read
+    proxy.add_toxic(type="slicer", attributes={"average_size": 100, "size_variation": 0, "delay": 20_000})
     sock = raw(proxy)
-    sock.sendall(b"GET k10k\r\nQUIT\r\n")
+    sock.sendall(b"GET k5k\r\nQUIT\r\n")
     data, reads = read_all(sock)
-    assert data == b"$10000\r\n" + b"s" * 10_000 + b"\r\n+OK\r\n"
-    assert len(reads) >= 40 and max(reads) <= 1000, reads
+    assert data == b"$5000\r\n" + b"s" * 5_000 + b"\r\n+OK\r\n"
+    assert len(reads) >= 20 and max(reads) <= 1000, reads
     sock.close()
 
 
@@ -162,9 +184,11 @@ def test_slow_close_delays_the_close(proxy: Proxy) -> None:
     start = time.monotonic()
     sock.sendall(b"QUIT\r\n")
     assert sock.recv(100) == b"+OK\r\n"
-    assert time.monotonic() - start < 0.2
+    replied = time.monotonic() - start
     assert sock.recv(100) == b""
-    assert 0.35 <= time.monotonic() - start <= 0.9
+    closed = time.monotonic() - start
+    assert 0.399 <= closed <= 3.0  # the close waits the toxic's 400 ms, the reply does not:
+    assert closed - replied >= 0.2, (replied, closed)
     sock.close()
 
 
@@ -182,7 +206,9 @@ def test_disabled_proxy_refuses_and_closes(proxy: Proxy) -> None:
 
 
 def test_toxicity_is_decided_per_connection(proxy: Proxy) -> None:
-    proxy.add_toxic(type="latency", toxicity=0.5, attributes={"latency": 80})
+    # 200 ms against a 150 ms threshold: a slow ping cannot look fast, and a fast one would need
+    # a 150 ms hiccup to look slow
+    proxy.add_toxic(type="latency", toxicity=0.5, attributes={"latency": 200})
     verdicts = []
     for _ in range(12):
         sock = raw(proxy)
@@ -191,7 +217,7 @@ def test_toxicity_is_decided_per_connection(proxy: Proxy) -> None:
             start = time.perf_counter()
             sock.sendall(b"PING\r\n")
             assert sock.recv(100) == b"+PONG\r\n"
-            slow.append(time.perf_counter() - start > 0.05)
+            slow.append(time.perf_counter() - start > 0.15)
         assert slow[0] == slow[1]  # a connection is consistently slow or fast
         verdicts.append(slow[0])
         sock.close()
@@ -217,7 +243,7 @@ def test_reset_removes_toxics_and_reenables(proxy: Proxy, toxi: ToxiServer) -> N
     assert Toxiproxy().reset()
     state = requests.get(f"{toxi.url}/proxies/redis", timeout=5).json()
     assert state["enabled"] is True and state["toxics"] == [] and state["listen"] == proxy.listen
-    assert ping_ms(client(proxy)) < 50
+    assert min(pings_ms(client(proxy), 5)) < MARGIN_MS
     assert toxi.resets  # the HTTP side was asked to clear its faults too
 
 
@@ -236,5 +262,5 @@ def test_open_connections_survive_nothing_after_delete(proxy: Proxy) -> None:
     sock.sendall(b"PING\r\n")
     assert sock.recv(100) == b"+PONG\r\n"
     assert proxy.destroy()
-    assert wait_for(lambda: sock.recv(100) == b"")
+    assert wait_for(lambda: sock.recv(100) == b"", timeout=10)
     sock.close()

@@ -111,7 +111,7 @@ def test_removing_a_toxic_releases_held_data_at_once(toxi: ToxiServer, echo: str
     time.sleep(0.1)
     toxi.call(lambda: toxi.layer.remove_toxic("echo", "latency_downstream"))
     assert sock.recv(10) == b"held"
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < 3  # released at removal, long before the toxic's 5 s
     toxi.call(lambda: toxi.layer.add_toxic("echo", type="bandwidth", attributes={"rate": 0}))
     sock.sendall(b"stalled")
     sock.settimeout(0.3)
@@ -158,7 +158,7 @@ def test_either_side_closing_tears_down_both(toxi: ToxiServer, echo: str) -> Non
     assert sock.recv(1) == b"x"
     sock.close()
     proxy = toxi.layer.get_proxy("echo")
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10
     while proxy.connection_count and time.monotonic() < deadline:
         time.sleep(0.01)
     assert proxy.connection_count == 0
@@ -230,7 +230,7 @@ def test_no_sockets_leak(toxi: ToxiServer, echo: str) -> None:
             pass
         sock.close()
     toxi.call(lambda: toxi.layer.delete_proxy("echo"))
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10
     while open_fds() > before and time.monotonic() < deadline:
         time.sleep(0.02)
     assert open_fds() <= before

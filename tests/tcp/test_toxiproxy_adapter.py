@@ -63,7 +63,7 @@ async def test_per_server_address_and_timeouts(adapter: ToxiproxyAdapter) -> Non
         start = time.monotonic()
         with pytest.raises(Unreachable, match="unreachable"):
             await hung.proxies()
-        assert time.monotonic() - start < 2
+        assert time.monotonic() - start < 5  # the 0.3 s timeout, not a hang
     with pytest.raises(Unreachable):
         await ToxiproxyAdapter("127.0.0.1", free_port(), timeout=1).version()
     assert "cache" in await adapter.proxies()  # the other server is unaffected

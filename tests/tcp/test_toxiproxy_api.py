@@ -146,6 +146,28 @@ def test_toxic_errors_in_toxiproxy_order(api: Api, redis_server: RedisServer) ->
     assert error_of(api("GET", "/proxies/none/toxics")) == (404, "proxy not found")
 
 
+def test_numbers_out_of_range_and_deep_json_are_400_not_500(api: Api, redis_server: RedisServer) -> None:
+    """Go's decoder has no NaN, refuses a number its field cannot hold and limits nesting:
+    each is a 400 here too, never a 500 and never a stored Infinity."""
+    api("POST", "/proxies", {"name": "p", "upstream": redis_server.address, "listen": "127.0.0.1:0"})
+    for raw in ("[" * 2000 + "]" * 2000, '{"name": ' + "[" * 2000 + "]" * 2000 + "}"):
+        assert error_of(api("POST", "/proxies", raw=raw)) == (400, "bad request body: exceeded max depth")
+    assert error_of(api("POST", "/populate", raw="[" * 5000))[0] == 400
+    for toxicity in ("NaN", "Infinity", "1e400", "-1e39", "9" * 4000):
+        raw = '{"type": "latency", "toxicity": ' + toxicity + ', "attributes": {"latency": 1}}'
+        status, message = error_of(api("POST", "/proxies/p/toxics", raw=raw))
+        assert status == 400 and message.startswith("bad request body: "), (toxicity, message)
+    for latency in ("1e400", "9" * 4000, "-" + "9" * 4000):
+        raw = '{"type": "latency", "attributes": {"latency": ' + latency + "}}"
+        status, message = error_of(api("POST", "/proxies/p/toxics", raw=raw))
+        assert status == 400 and "cannot unmarshal number" in message, (latency, message)
+    assert api("GET", "/proxies/p/toxics").json() == []
+    api("POST", "/proxies/p/toxics", {"type": "latency", "name": "x"})
+    status, message = error_of(api("POST", "/proxies/p/toxics/x", raw='{"toxicity": ' + "9" * 4000 + "}"))
+    assert status == 400 and "float32" in message
+    assert api("GET", "/proxies/p/toxics/x").json()["toxicity"] == 1
+
+
 def test_proxy_update_by_post_and_patch(api: Api, redis_server: RedisServer) -> None:
     first = api("POST", "/proxies", {"name": "p", "upstream": redis_server.address, "listen": "127.0.0.1:0"}).json()
     port = port_of(first["listen"])
