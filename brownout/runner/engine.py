@@ -10,39 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import structlog
 
 from brownout.exit_codes import Outcome, outcome_for
 from brownout.experiment.model import Experiment
-from brownout.liveview import LiveView
 from brownout.load.generator import run_load
-from brownout.load.payloads import PayloadSource
 from brownout.load.shapes import Shape, StressShape
 from brownout.records import RequestRecord
-from brownout.report.journal import RunReport, TimelineEvent
-from brownout.runner.plan import Plan, build_plan
+from brownout.report.journal import RunReport
+from brownout.runner.context import RunContext, RunOptions, payload_source
+from brownout.runner.plan import build_plan
 from brownout.runner.preflight import check_proxies, check_target
 from brownout.runner.probes import probe_grace, start_probes
 from brownout.runner.progress import Progress
 from brownout.runner.shape import HeldTail, baseline_shape
+from brownout.runner.stress import run_stress
 from brownout.steady.checker import SteadyStateChecker, WindowResult
 from brownout.steady.verdicts import BASELINE, METHOD, RECOVERY, decide_outcome
 from faults.errors import BrownoutError
-
-log = structlog.get_logger("brownout.runner")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    lease_s: float = 30.0
-    view: LiveView | None = None  # None: no live view (tests, --quiet)
 
 
 class _Stopped(Exception):
@@ -53,24 +42,6 @@ class _Stopped(Exception):
         self.outcome, self.reason = outcome, reason
 
 
-@dataclass
-class _Run:
-    experiment: Experiment
-    plan: Plan
-    options: RunOptions
-    checker: SteadyStateChecker
-    progress: Progress | None
-    events: list[TimelineEvent] = field(default_factory=list)
-    t0: float = field(default_factory=time.monotonic)  # run second 0, on the monotonic clock
-
-    def now(self) -> float:
-        return time.monotonic() - self.t0
-
-    def event(self, name: str, **detail: Any) -> None:
-        self.events.append(TimelineEvent(round(self.now(), 3), name, detail))
-        log.info(name, **detail)
-
-
 async def run_experiment(experiment: Experiment, options: RunOptions = RunOptions()) -> RunReport:
     """Run ``experiment`` to the end and return its report; never leaves a fault behind."""
     started = datetime.now(UTC)
@@ -79,7 +50,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
     plan = build_plan(experiment, lease=options.lease_s, baseline_s=baseline_s)
     checker = SteadyStateChecker(steady, experiment.abort_when)
     progress = Progress(options.view, plan.total_s) if options.view is not None else None
-    run = _Run(experiment, plan, options, checker, progress)
+    run = RunContext(experiment, plan, options, checker, progress)
     outcome, reason, recovery, extra = Outcome.COULD_NOT_RUN, "", None, {}
     try:
         async with plan.clients(), aiohttp.ClientSession() as session:
@@ -89,8 +60,6 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
                 run.event("preflight_passed")
                 stress = isinstance(plan.body_shape, StressShape)
                 if stress:
-                    from brownout.runner.stress import run_stress
-
                     extra = await run_stress(run, session)
                 else:
                     await _baseline(run, session, baseline_s)
@@ -133,12 +102,12 @@ def _reason(outcome: Outcome, checker: SteadyStateChecker, recovery: Any) -> str
     return str(outcome)
 
 
-async def _load(run: _Run, session: aiohttp.ClientSession, shape: Shape, offset: float,
+async def _load(run: RunContext, session: aiohttp.ClientSession, shape: Shape, offset: float,
                 phase_of: Callable[[float, float], str], stop: asyncio.Event, *, baseline: bool) -> None:
     """Run ``shape`` from run second ``offset``, feeding the checker, closing windows as they end."""
     exp = run.experiment
     keep_bodies = exp.steady_state.predictions is not None
-    payloads = _payloads(exp)
+    payloads = payload_source(exp)
 
     def on_record(record: RequestRecord) -> None:
         shifted = dataclasses.replace(record, scheduled_at=record.scheduled_at + offset)
@@ -175,7 +144,7 @@ async def _load(run: _Run, session: aiohttp.ClientSession, shape: Shape, offset:
                                       faults_of=run.plan.timeline.active_between), stop, baseline=baseline)
 
 
-def _close(run: _Run, results: Sequence[WindowResult], stop: asyncio.Event, *, baseline: bool = False) -> None:
+def _close(run: RunContext, results: Sequence[WindowResult], stop: asyncio.Event, *, baseline: bool = False) -> None:
     for result in results:
         if run.progress is not None:
             run.progress.window(result)
@@ -185,13 +154,7 @@ def _close(run: _Run, results: Sequence[WindowResult], stop: asyncio.Event, *, b
             raise _Stopped(Outcome.ABORTED, "abort_when: " + "; ".join(v.message() for v in result.abort))
 
 
-def _payloads(exp: Experiment) -> PayloadSource | None:
-    if exp.load.payloads is None:
-        return None
-    return PayloadSource.from_file(exp.load.payloads, exp.load.edge_case_mix(), seed=exp.seed)
-
-
-async def _baseline(run: _Run, session: aiohttp.ClientSession, seconds: float) -> None:
+async def _baseline(run: RunContext, session: aiohttp.ClientSession, seconds: float) -> None:
     run.event("baseline_started", seconds=seconds)
     await _load(run, session, baseline_shape(run.plan.body_shape, seconds), 0.0, lambda s, e: BASELINE,
                 asyncio.Event(), baseline=True)
@@ -201,7 +164,7 @@ async def _baseline(run: _Run, session: aiohttp.ClientSession, seconds: float) -
     run.event("baseline_held")
 
 
-async def _method(run: _Run, session: aiohttp.ClientSession, method_at: float) -> None:
+async def _method(run: RunContext, session: aiohttp.ClientSession, method_at: float) -> None:
     plan, exp = run.plan, run.experiment
     timeline = plan.timeline
     faults_end = method_at + timeline.faults_end
@@ -228,7 +191,7 @@ async def _method(run: _Run, session: aiohttp.ClientSession, method_at: float) -
         await asyncio.gather(player, watcher, return_exceptions=True)
 
 
-async def _watch_faults(run: _Run) -> None:
+async def _watch_faults(run: RunContext) -> None:
     """Keep the live view fresh: active faults, 4 times a second."""
     while True:
         if run.progress is not None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
 from brownout.load.shapes import StressShape
 from brownout.load.stress import BreakingPoint, Sla, StepResult, find_breaking_point, load_step_runner
-
-if TYPE_CHECKING:
-    from brownout.runner.engine import _Run
+from brownout.runner.context import RunContext, payload_source
 
 
 def _as_json(point: BreakingPoint) -> dict[str, Any]:
@@ -22,14 +20,12 @@ def _as_json(point: BreakingPoint) -> dict[str, Any]:
     }
 
 
-async def run_stress(run: _Run, session: aiohttp.ClientSession) -> dict[str, Any]:
+async def run_stress(run: RunContext, session: aiohttp.ClientSession) -> dict[str, Any]:
     exp = run.experiment
     shape = run.plan.body_shape
     assert isinstance(shape, StressShape)
     sla = Sla(latency_p99_ms=exp.steady_state.sla.latency_p99_ms, error_rate=exp.steady_state.sla.error_rate)
-    from brownout.runner.engine import _payloads
-
-    run_step = load_step_runner(exp.target.url, _payloads(exp), connections=exp.load.connections,
+    run_step = load_step_runner(exp.target.url, payload_source(exp), connections=exp.load.connections,
                                 request_timeout=exp.load.timeout)
 
     def step_done(label: str) -> Any:
