@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from faults.base import Fault
 from faults.corrupt import CorruptFault
 from faults.down import DownFault
 from faults.error import ErrorFault
-from faults.errors import InvalidInput, InvalidInputs
+from faults.errors import InvalidInput
 from faults.hang import HangFault
 from faults.latency import LatencyFault
 from faults.match import MATCH_ALL, Match
@@ -30,6 +30,7 @@ from faults.reset import ResetFault
 from faults.stream import StreamFault
 from faults.throttle import ThrottleFault
 from faults.truncate import TruncateFault
+from faults.validation import validate
 
 # One explicit list: adding a kind means adding its module and one line here.
 KINDS: tuple[type[Fault], ...] = (
@@ -79,24 +80,7 @@ def parse_model(cls: type, data: Any, field: str) -> Any:
         data = {}
     if not isinstance(data, Mapping):
         raise InvalidInput(f"must be an object, got {type(data).__name__}", field)
-    try:
-        return _adapter(cls).validate_python(dict(data))
-    except ValidationError as exc:
-        raise InvalidInputs([_to_invalid(err, field) for err in exc.errors()]) from None
-
-
-def _to_invalid(err: Any, prefix: str) -> InvalidInput:
-    loc = ".".join(str(p) for p in err["loc"])
-    message = err["msg"]
-    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-        message = "unknown parameter"
-    elif err["type"] == "value_error":
-        # Our validators write "name: message"; lift the name into the field path.
-        message = message.removeprefix("Value error, ")
-        name, sep, rest = message.partition(": ")
-        if sep and name.isidentifier():
-            loc, message = (f"{loc}.{name}" if loc else name), rest
-    return InvalidInput(message, f"{prefix}.{loc}" if loc else prefix)
+    return validate(cls, dict(data), field)
 
 
 def build_fault(kind: str, params: Mapping[str, Any] | None) -> Fault:

@@ -6,10 +6,11 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from faults.errors import InvalidInput, InvalidInputs
+from faults.errors import InvalidInput
 from faults.units import parse_duration
+from faults.validation import validate
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 _FAULT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
@@ -39,11 +40,4 @@ class FaultPatch(BaseModel):
 def parse_body(model: type[BaseModel], body: Any) -> Any:
     if not isinstance(body, Mapping):
         raise InvalidInput("the body must be a JSON object")
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        errors = []
-        for err in exc.errors():
-            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-            errors.append(InvalidInput(message, ".".join(str(p) for p in err["loc"])))
-        raise InvalidInputs(errors) from None
+    return validate(model, body)
