@@ -51,7 +51,7 @@ from brownout.steady.verdicts import (
     evaluate_sla,
     evaluate_streams,
 )
-from brownout.steady.windows import WindowAccumulator, WindowGrid, WindowStats
+from brownout.windows import WindowAccumulator, WindowGrid, WindowStats
 from faults.jsonpath import compile_path
 
 STREAM_POOL = 5000  # a phase keeps its most recent probed streams for its summary
