@@ -24,6 +24,7 @@ from brownout.experiment.model import Experiment, FaultStep
 from brownout.experiment.schema import experiment_json_schema
 from brownout.load.payloads import load_corpus
 from brownout.load.shapes import parse_load_shape
+from brownout.load.stress import stress_sla
 from brownout.steady.golden import load_golden
 from faults.errors import InvalidInput, InvalidInputs
 from faults.validation import UNKNOWN_KEY
@@ -148,6 +149,8 @@ def _step_errors(doc: YamlDocument, data: dict[str, Any]) -> list[InvalidInput]:
 def _semantic_errors(exp: Experiment) -> list[InvalidInput]:
     out: list[InvalidInput] = []
     out += _catch(exp.load.to_shape)
+    if exp.load.shape == "stress":
+        out += [InvalidInput(e.message, "steady_state.sla") for e in _catch(lambda: stress_sla(exp.steady_state.sla))]
     out += _catch(exp.load.edge_case_mix)
     if exp.load.payloads is not None:
         out += _catch(lambda: load_corpus(exp.load.payloads), "load.payloads")
