@@ -37,7 +37,8 @@ class RunContext:
     checker: SteadyStateChecker
     progress: Progress | None
     events: list[TimelineEvent] = field(default_factory=list)
-    t0: float = field(default_factory=time.monotonic)  # run second 0, on the monotonic clock
+    t0: float = field(default_factory=time.monotonic)  # run second 0 (the baseline's start), monotonic clock
+    method_at: float = 0.0  # run second the method phase started at (its plan: the baseline's length)
 
     def now(self) -> float:
         return time.monotonic() - self.t0

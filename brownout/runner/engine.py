@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -49,14 +50,16 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
     baseline_s = steady.baseline if steady.baseline is not None else 2 * steady.window
     plan = build_plan(experiment, lease=options.lease_s, baseline_s=baseline_s)
     checker = SteadyStateChecker(steady, experiment.abort_when)
-    progress = Progress(options.view, plan.total_s) if options.view is not None else None
-    run = RunContext(experiment, plan, options, checker, progress)
+    run = RunContext(experiment, plan, options, checker, None)
+    if options.view is not None:
+        run.progress = Progress(options.view, plan.total_s, clock=run.now)
     outcome, reason, recovery, extra = Outcome.COULD_NOT_RUN, "", None, {}
     try:
         async with plan.clients(), aiohttp.ClientSession() as session:
             try:
                 await check_target(session, experiment.target.url)
                 await check_proxies(experiment, plan.admin_clients)
+                run.t0 = time.monotonic()  # run second 0: the load starts now, whatever preflight took
                 run.event("preflight_passed")
                 stress = isinstance(plan.body_shape, StressShape)
                 if stress:
@@ -65,7 +68,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
                     await _baseline(run, session, baseline_s)
                     await _method(run, session, baseline_s)
                 if not stress and (plan.timeline.faults or plan.timeline.actions):
-                    recovery = checker.recovery(baseline_s + plan.timeline.faults_end, experiment.recovery.within)
+                    recovery = checker.recovery(run.method_at + plan.timeline.faults_end, experiment.recovery.within)
                 checks = checker.checks(recovery)
                 outcome = decide_outcome(checks, aborted=False, recovery=recovery)
                 reason = _reason(outcome, checker, recovery)
@@ -81,8 +84,8 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
                 if problems:
                     reason = (reason + "; " if reason else "") + "; ".join(problems)
     finally:
-        if progress is not None:
-            progress.close()
+        if run.progress is not None:
+            run.progress.close()
     return RunReport(
         experiment=experiment, outcome=outcome, reason=reason, started_at=started, ended_at=datetime.now(UTC),
         timeline=run.events, windows=checker.results, phases=checker.phase_results(),
@@ -164,13 +167,17 @@ async def _baseline(run: RunContext, session: aiohttp.ClientSession, seconds: fl
     run.event("baseline_held")
 
 
-async def _method(run: RunContext, session: aiohttp.ClientSession, method_at: float) -> None:
-    plan, exp = run.plan, run.experiment
+async def _method(run: RunContext, session: aiohttp.ClientSession, baseline_s: float) -> None:
+    plan = run.plan
     timeline = plan.timeline
+    # The baseline's last answers (and its judgement) may take the method past its planned
+    # start: faults and load then start together, late, and the run's end moves with them.
+    method_at = run.method_at = max(baseline_s, run.now())
+    if run.progress is not None:
+        run.progress.total_s = plan.total_s + (method_at - baseline_s)
     faults_end = method_at + timeline.faults_end
     has_faults = bool(timeline.faults or timeline.actions)
-    tail = max(0.0, faults_end + exp.recovery.within + exp.steady_state.window - (method_at + plan.body_shape.duration)) if has_faults else 0.0
-    shape = HeldTail(plan.body_shape, tail)
+    shape = HeldTail(plan.body_shape, plan.tail_s)
 
     def phase_of(start: float, end: float) -> str:
         if has_faults and start >= faults_end:
