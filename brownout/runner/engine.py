@@ -118,6 +118,11 @@ async def _load(run: RunContext, session: aiohttp.ClientSession, shape: Shape, o
         if run.progress is not None:
             run.progress.record(shifted)
 
+    def on_in_flight(t: float, in_flight: int) -> None:
+        run.checker.observe_in_flight(t + offset, in_flight)
+        if run.progress is not None:
+            run.progress.in_flight = in_flight
+
     start_gap = offset - run.now()
     if start_gap > 0:
         await asyncio.sleep(start_gap)
@@ -126,7 +131,7 @@ async def _load(run: RunContext, session: aiohttp.ClientSession, shape: Shape, o
         run.progress.rate_target = shape.rate_at(0)
     load = asyncio.ensure_future(run_load(
         exp.target.url, shape, payloads, connections=exp.load.connections, request_timeout=exp.load.timeout,
-        keep_bodies=keep_bodies, on_record=on_record, stop=stop,
+        keep_bodies=keep_bodies, on_record=on_record, stop=stop, on_in_flight=on_in_flight,
     ))
     prober = start_probes(exp, session, run.now, run.checker, stop)
     try:

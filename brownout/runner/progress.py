@@ -32,6 +32,7 @@ class Progress:
     completed: int = 0
     errors: int = 0
     dropped: int = 0
+    in_flight: int = 0  # requests on the wire now, as the load generator last said
     rate_target: float = 0.0
     recent: Histogram = field(default_factory=Histogram)  # answers since the last window closed (TTY view)
     sla: str = "no window closed yet"
@@ -57,7 +58,7 @@ class Progress:
             achieved_rate=self.completed / elapsed if elapsed > 0 else 0.0,
             p50_ms=recent.percentile(50) * 1000 if recent.count else None,
             p99_ms=recent.percentile(99) * 1000 if recent.count else None,
-            completed=self.completed, errors=self.errors, dropped=self.dropped, in_flight=0,
+            completed=self.completed, errors=self.errors, dropped=self.dropped, in_flight=self.in_flight,
             extra=self._extra(),
         )
 
@@ -66,12 +67,15 @@ class Progress:
 
     def window(self, result: WindowResult) -> None:
         broken = [v for v in result.verdicts if not v.ok]
-        self.sla = "held" if not broken else "; ".join(f"{v.sli} {v.value} (bound {v.bound})" for v in broken)
-        self.sla = f"window {result.index} ({result.phase}): {self.sla}"
+        held = "held" if not broken else "; ".join(f"{v.sli} {v.value:.4g} (bound {v.bound:g})" for v in broken
+                                                   if v.value is not None)
+        self.sla = f"window {result.index} ({result.phase}): {held}"
         self.phase = result.phase
-        stats = result.stats
-        self.view.window(window_state(stats, elapsed_s=self.clock(), total_s=self.total_s,
-                                      target_rate=self.rate_target, in_flight=0, extra=self._extra()))
+        # The faults of the window's own span, not those active as its line is printed.
+        faults = ", ".join(result.active_faults) or "none"
+        extra = (f"phase    {result.phase}", f"faults   {faults}", f"SLA      {self.sla}")
+        self.view.window(window_state(result.stats, elapsed_s=self.clock(), total_s=self.total_s,
+                                      target_rate=self.rate_target, in_flight=self.in_flight, extra=extra))
         self.recent = Histogram()
 
     def close(self) -> None:

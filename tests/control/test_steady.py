@@ -194,6 +194,17 @@ def test_close_due_closes_in_order_with_grace_including_empty_windows() -> None:
     assert checks["latency_p99_ms"].message() == "baseline: latency_p99_ms <= 100: held in 1 window(s); no data in 2"
 
 
+def test_checker_keeps_the_most_in_flight_per_window() -> None:
+    checker = SteadyStateChecker(STEADY)
+    for t, n in ((0.1, 3), (0.5, 9), (0.9, 4), (1.2, 2)):
+        checker.observe_in_flight(t, n)
+    checker.feed(rec(0.5))
+    first = checker.close_window(0, phase="baseline")
+    checker.observe_in_flight(0.95, 50)  # window 0 is closed: the sample is dropped, nothing is late
+    assert first.stats.in_flight_max == 9 and checker.late == 0
+    assert checker.close_window(1, phase="baseline").stats.in_flight_max == 2
+
+
 def test_a_check_without_data_in_any_window_says_so() -> None:
     checks = build_checks([Verdict("method", i, i, i + 1, "error_rate", 0.1, None, True) for i in range(3)])
     assert checks[0].ok and not checks[0].judged

@@ -82,3 +82,17 @@ async def test_a_real_run_prints_each_window_once_with_its_own_figures_within_it
         elapsed, total = (int(m) * 60 + int(s) for m, s in re.findall(r"(\d+):(\d\d)", line.split("]")[0]))
         assert total == 7 and elapsed <= total, line
         assert "p50 n/a" not in line and "p50 0.00ms" not in line, line  # 40 requests/s answered in every window
+    # The journal's windows are the same model, with the load generator's in-flight samples in them.
+    windows = stage.journal()["windows"]
+    assert len(windows) == 7 and all(w["stats"]["sent"] > 0 and w["stats"]["in_flight_max"] >= 1 for w in windows)
+
+
+def test_a_window_line_names_the_faults_of_its_own_span() -> None:
+    out = io.StringIO()
+    progress = Progress(LiveView(out, tty=False), total_s=10.0)
+    progress.faults = ()  # removed by the time the window's line is printed
+    checker = SteadyStateChecker(SteadyState.model_validate({"window": 1, "sla": {"latency_p99_ms": 5}}))
+    checker.feed(RequestRecord(scheduled_at=0.5, latency_s=0.0123456, status=200))
+    progress.window(checker.close_window(0, phase="method", active_faults=["latency@model"]))
+    line = out.getvalue()
+    assert "faults   latency@model" in line and "latency_p99_ms 12.35 (bound 5)" in line, line
