@@ -221,7 +221,9 @@ async def _main(args: argparse.Namespace, shape: Any, payloads: PayloadSource, s
     verdicts = judge_run(summary, sla)
     breaches = [describe_breach(v) for v in verdicts if not v.ok]
     if args.json:
-        print(json.dumps({**dataclasses.asdict(summary), "sla_breaches": breaches,
+        # Windows as the journal writes them: counts and the rates derived from them.
+        print(json.dumps({**dataclasses.asdict(summary), "total": summary.total.as_dict(),
+                          "windows": [w.as_dict() for w in summary.windows], "sla_breaches": breaches,
                           "sla_verdicts": [v.as_dict() for v in verdicts]}, indent=2, default=str))
     else:
         print(format_summary(summary, sla, verdicts))

@@ -32,6 +32,8 @@ def test_violated_sla_exits_1_and_json_output(server: str, capsys: pytest.Captur
     assert load.run(args) == 1
     result = json.loads(capsys.readouterr().out)
     assert result["scheduled"] == 25 and result["sla_breaches"][0].startswith("latency_p99_ms")
+    assert result["total"]["error_rate"] == 0.0 and result["total"]["p99_ms"] > 10  # the derived rates too
+    assert [v["sli"] for v in result["sla_verdicts"]] == ["latency_p99_ms"] and not result["sla_verdicts"][0]["ok"]
 
 
 def test_invalid_input_exits_3_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
