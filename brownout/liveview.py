@@ -1,8 +1,10 @@
 """Live terminal view for ``brownout load`` and ``brownout run``.
 
 On a TTY a few lines are redrawn in place (ANSI), at most ``max_fps`` times a second; off a
-TTY (CI logs, pipes) one plain line is printed per window instead. Formatting is pure
-(``format_lines``, ``format_plain``, ``redraw``) so it is tested without a terminal.
+TTY (CI logs, pipes) one plain line is printed per window instead, with that window's own
+figures (``window_state``): its rate, latency, errors and drops, never the run's so far.
+A latency without data (nothing answered yet) shows as ``n/a``, never as 0. Formatting is
+pure (``format_lines``, ``format_plain``, ``redraw``) so it is tested without a terminal.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from brownout.windows import WindowStats
+
 _CLEAR_LINE = "\x1b[2K"
 
 
@@ -22,17 +26,32 @@ class LiveState:
     total_s: float
     target_rate: float
     achieved_rate: float
-    p50_ms: float
-    p99_ms: float
+    p50_ms: float | None  # None: no answer to measure
+    p99_ms: float | None
     completed: int
     errors: int
     dropped: int
     in_flight: int
     extra: tuple[str, ...] = field(default=())  # caller's lines: active faults, SLA state, ...
+    label: str = ""  # what the figures cover, e.g. "window 3 (10s–15s)"
 
     @property
     def error_rate(self) -> float:
         return self.errors / self.completed if self.completed else 0.0
+
+
+def window_state(stats: WindowStats, *, elapsed_s: float, total_s: float, target_rate: float, in_flight: int,
+                 extra: tuple[str, ...] = (), label: str | None = None) -> LiveState:
+    """A closed window's line: its own rate, latency, errors and drops."""
+    rate = stats.sent / stats.duration if stats.duration > 0 else 0.0
+    if label is None:
+        label = f"window {stats.index} ({stats.start:g}s–{stats.end:g}s)"
+    return LiveState(elapsed_s, total_s, target_rate, rate, stats.p50_ms, stats.p99_ms, stats.sent, stats.errors,
+                     stats.dropped, in_flight, extra, label)
+
+
+def _ms(value: float | None, width: int = 0) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value:{width}.2f}"
 
 
 def _bar(fraction: float, width: int) -> str:
@@ -52,7 +71,7 @@ def format_lines(state: LiveState, width: int = 80) -> list[str]:
     lines = [
         "[" + _bar(fraction, max(10, width - len(head) - 2)) + "]" + head,
         f"rate     {state.achieved_rate:9.1f}/s  target {state.target_rate:.1f}/s",
-        f"latency  p50 {state.p50_ms:8.2f} ms   p99 {state.p99_ms:8.2f} ms",
+        f"latency  p50 {_ms(state.p50_ms, 8)} ms   p99 {_ms(state.p99_ms, 8)} ms",
         f"requests {state.completed:9d}   errors {state.errors} ({state.error_rate:.2%})"
         f"   dropped {state.dropped}   in-flight {state.in_flight}",
         *state.extra,
@@ -63,9 +82,10 @@ def format_lines(state: LiveState, width: int = 80) -> list[str]:
 def format_plain(state: LiveState) -> str:
     """One log line per window for non-TTY output."""
     extra = ("  " + "; ".join(state.extra)) if state.extra else ""
+    label = f" {state.label}:" if state.label else ""
     return (
-        f"[{_clock(state.elapsed_s)}/{_clock(state.total_s)}] rate {state.achieved_rate:.1f}/s"
-        f" (target {state.target_rate:.1f}) p50 {state.p50_ms:.2f}ms p99 {state.p99_ms:.2f}ms"
+        f"[{_clock(state.elapsed_s)}/{_clock(state.total_s)}]{label} rate {state.achieved_rate:.1f}/s"
+        f" (target {state.target_rate:.1f}) p50 {_ms(state.p50_ms)}ms p99 {_ms(state.p99_ms)}ms"
         f" errors {state.errors} ({state.error_rate:.2%}) dropped {state.dropped}"
         f" in-flight {state.in_flight}{extra}"
     )

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from faults.base import Fault
 from faults.corrupt import CorruptFault
 from faults.down import DownFault
 from faults.error import ErrorFault
-from faults.errors import InvalidInput, InvalidInputs
+from faults.errors import InvalidInput
 from faults.hang import HangFault
 from faults.latency import LatencyFault
 from faults.match import MATCH_ALL, Match
@@ -31,6 +31,7 @@ from faults.stream import StreamFault
 from faults.throttle import ThrottleFault
 from faults.truncate import TruncateFault
 from faults.units import check_numbers
+from faults.validation import validate
 
 # One explicit list: adding a kind means adding its module and one line here.
 KINDS: tuple[type[Fault], ...] = (
@@ -85,26 +86,9 @@ def parse_model(cls: type, data: Any, field: str) -> Any:
     if not isinstance(data, Mapping):
         raise InvalidInput(f"must be an object, got {type(data).__name__}", field)
     check_numbers(data, field)
-    try:
-        parsed = _adapter(cls).validate_python(dict(data))
-    except ValidationError as exc:
-        raise InvalidInputs([_to_invalid(err, field) for err in exc.errors()]) from None
+    parsed = validate(cls, dict(data), field)
     check_numbers(parsed, field)
     return parsed
-
-
-def _to_invalid(err: Any, prefix: str) -> InvalidInput:
-    loc = ".".join(str(p) for p in err["loc"])
-    message = err["msg"]
-    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-        message = "unknown parameter"
-    elif err["type"] == "value_error":
-        # Our validators write "name: message"; lift the name into the field path.
-        message = message.removeprefix("Value error, ")
-        name, sep, rest = message.partition(": ")
-        if sep and name.isidentifier():
-            loc, message = (f"{loc}.{name}" if loc else name), rest
-    return InvalidInput(message, f"{prefix}.{loc}" if loc else prefix)
 
 
 def build_fault(kind: str, params: Mapping[str, Any] | None) -> Fault:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from faults.errors import InvalidInput
 from faults.units import parse_duration
+from faults.validation import known_keys
 from proxy.addresses import HostPort, parse_host_port, parse_http_upstream
 from faults import build_fault, build_match
 from faults.errors import InvalidInputs
@@ -138,7 +139,7 @@ def parse_config(doc: YamlDocument) -> ProxyConfig:
         try:
             config = ProxyConfig.model_validate(doc.data)
         except ValidationError as exc:
-            errors.extend(errors_from_validation(exc, doc))
+            errors.extend(errors_from_validation(exc, doc, known=known_keys(ProxyConfig)))
         raw_routes = doc.data.get("routes") if isinstance(doc.data.get("routes"), list) else []
         kinds = {r.get("name"): r.get("kind", "http") for r in raw_routes if isinstance(r, Mapping)}
         errors.extend(_static_fault_errors(doc.data.get("faults") or [], kinds))

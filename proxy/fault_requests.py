@@ -10,10 +10,11 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from faults.errors import InvalidInput, InvalidInputs
+from faults.errors import InvalidInput
 from faults.units import INT_MAX, INT_MIN, MAX_DEPTH, MAX_SECONDS, check_numbers, parse_duration
+from faults.validation import validate
 
 DURATION_SCHEMA: dict[str, Any] = {
     "anyOf": [
@@ -56,14 +57,7 @@ def parse_body(model: type[BaseModel], body: Any) -> Any:
     if not isinstance(body, Mapping):
         raise InvalidInput("the body must be a JSON object")
     check_numbers(body)
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        errors = []
-        for err in exc.errors():
-            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-            errors.append(InvalidInput(message, ".".join(str(p) for p in err["loc"])))
-        raise InvalidInputs(errors) from None
+    return validate(model, body)
 
 
 def _refuse_constant(name: str) -> Any:

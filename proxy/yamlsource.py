@@ -13,7 +13,7 @@ so ``rate: ${RATE:-50}`` is the number 50. Nothing here knows what the file desc
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from faults.errors import InvalidInput, InvalidInputs
+from faults.validation import field_errors
 
 PathPart = str | int
 Position = tuple[int, int]
@@ -214,46 +215,23 @@ class _Builder:
 
 # -- pydantic errors -> located InvalidInputs ------------------------------------------
 
-_MESSAGES = {
-    "extra_forbidden": "unknown key",
-    "missing": "required key is missing",
-}
-_BOUNDS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="),
-           "less_than": ("lt", "<"), "less_than_equal": ("le", "<=")}
-
-
-def _message(err: Any) -> str:
-    kind, ctx = err["type"], err.get("ctx") or {}
-    if kind in _BOUNDS:
-        key, op = _BOUNDS[kind]
-        bound = ctx.get(key)
-        return f"must be {op} {bound:g}, got {err.get('input')!r}" if isinstance(bound, (int, float)) else f"must be {op} {bound}"
-    if kind in _MESSAGES:
-        return _MESSAGES[kind]
-    message = str(err["msg"])
-    if kind == "value_error":
-        return message.removeprefix("Value error, ")
-    if kind == "assertion_error":
-        return message.removeprefix("Assertion failed, ")
-    return message[:1].lower() + message[1:]
-
-
-def errors_from_validation(exc: ValidationError, doc: YamlDocument, data: Any = None, prefix: Sequence[PathPart] = ()) -> list[InvalidInput]:
+def errors_from_validation(exc: ValidationError, doc: YamlDocument, data: Any = None, prefix: Sequence[PathPart] = (),
+                           known: Collection[str] = ()) -> list[InvalidInput]:
     """Turn a pydantic ValidationError into InvalidInputs carrying source/line/column/field.
 
+    The wording is ``faults.validation``'s (``unknown key (did you mean ...)`` from ``known``).
     ``data`` is what was validated (default ``doc.data``). pydantic puts union tags and
     validator names into ``loc``; they are dropped by walking ``loc`` through ``data``: a
-    part that is not in the data is kept only when it names a missing key.
+    part that is not in the data is kept only when it names a missing key or the key a
+    validator named in its message.
     """
     data = doc.data if data is None else data
     out: list[InvalidInput] = []
-    for err in exc.errors():
-        parts = _data_path(list(err["loc"]), data, err["type"] == "missing")
-        message = _message(err)
-        name, sep, rest = message.partition(": ")
-        if err["type"] == "value_error" and sep and name.isidentifier():
-            parts, message = [*parts, name], rest  # a model validator wrote "key: message"
-        out.append(doc.error(message, [*prefix, *parts]))
+    for err in field_errors(exc, known):
+        parts = _data_path(list(err.loc), data, err.type == "missing")
+        if err.named is not None:
+            parts.append(err.named)
+        out.append(doc.error(err.message, [*prefix, *parts]))
     return out
 
 

@@ -17,7 +17,8 @@ from brownout.experiment import load_experiment
 from brownout.liveview import LiveView
 from brownout.report import write_reports
 from brownout.report.summary import render_summary
-from brownout.runner.engine import RunOptions, run_experiment
+from brownout.runner.context import RunOptions
+from brownout.runner.engine import run_experiment
 from faults.errors import InvalidInput
 from proxy.logs import configure_logging
 

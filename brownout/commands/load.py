@@ -1,9 +1,11 @@
 """``brownout load URL --rate R --duration D``: a quick open-loop load test (wrk2/k6 style).
 
-Live view while it runs, a summary at the end. Exit 0 when the SLA flags (if any) held,
-1 when they were violated (or an edge case got a 5xx, hang or crash), 3 on invalid input,
-4 when the target cannot be reached. With ``--shape stress`` the SLA flags bound the
-search for the breaking point; exit 1 only if even the first step broke.
+Live view while it runs, a summary at the end. Exit 0 when the SLA (if any) held over the
+whole run, 1 when it was violated (or an edge case got a 5xx, hang or crash), 3 on invalid
+input, 4 when the target cannot be reached. The SLA is an experiment's ``steady_state.sla``
+(``--sla latency_p50_ms=80 --sla min_throughput=150``, or the shorthands ``--sla-p99`` and
+``--max-error-rate``), judged by the same evaluation as a run's windows. With ``--shape
+stress`` it bounds the search for the breaking point; exit 1 only if even the first step broke.
 """
 
 from __future__ import annotations
@@ -17,17 +19,28 @@ import time
 from typing import Any
 
 from brownout import aio
-from brownout.liveview import LiveState, LiveView
+from brownout.experiment.model import Sla
+from brownout.liveview import LiveState, LiveView, window_state
 from brownout.load.client import parse_target
 from brownout.load.edgecases import EDGE_CASES, parse_edge_cases
 from brownout.load.generator import LoadSummary, run_load
 from brownout.load.payloads import PayloadSource, load_corpus
 from brownout.load.shapes import SHAPE_NAMES, StressShape, parse_load_shape
-from brownout.load.stats import Windowed, WindowStats
-from brownout.load.stress import BreakingPoint, Sla, StepResult, find_breaking_point, load_step_runner
+from brownout.load.stress import (
+    BreakingPoint,
+    StepResult,
+    describe_breach,
+    find_breaking_point,
+    load_step_runner,
+    stress_sla,
+)
 from brownout.records import RequestRecord
+from brownout.steady.quality import QualityStats
+from brownout.steady.verdicts import Verdict, evaluate_sla
+from brownout.windows import WindowSeries
 from faults.errors import InvalidInput, InvalidInputs, Unreachable
 from faults.units import parse_duration
+from faults.validation import validate
 
 # shape key -> the flag that sets it (``from`` is --rate for ramp/steps/stress)
 _FLAG = {"rate": "--rate", "from": "--rate", "duration": "--duration", "to": "--to", "peak": "--peak",
@@ -39,6 +52,7 @@ _EXAMPLES = """examples:
   brownout load URL --shape spike --rate 50 --peak 500 --at 20s --hold 10s --duration 1m
   brownout load URL --shape steps --rate 100 --to 1000 --step 100 --step-duration 10s
   brownout load URL --shape stress --rate 100 --step 100 --step-duration 10s --max 5000 --sla-p99 250
+  brownout load URL --rate 200 --duration 1m --sla latency_p50_ms=40 --sla min_throughput=190
 
 exit codes: 0 SLA met (or none given; stress: breaking point found), 1 SLA violated or an edge
 case got a 5xx/hang/crash (stress: the first step broke), 3 invalid input, 4 target unreachable
@@ -75,9 +89,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     cli.add_argument("--max-requests", type=int, metavar="N", help="stop after this many requests")
     cli.add_argument("--timeout", metavar="D", default="10s", help="per request, from its scheduled start (default 10s)")
     cli.add_argument("--window", metavar="D", default="1s", help="statistics window (default 1s)")
-    sla = p.add_argument_group("SLA (exit 1 when violated; bounds --shape stress)")
-    sla.add_argument("--sla-p99", type=float, metavar="MS", help="p99 latency bound in ms")
-    sla.add_argument("--max-error-rate", type=float, metavar="R", help="5xx + transport errors / all, e.g. 0.01")
+    sla = p.add_argument_group("SLA over the whole run (exit 1 when violated; bounds --shape stress)")
+    sla.add_argument("--sla", action="append", default=[], metavar="KEY=VALUE",
+                     help="a bound of an experiment's steady_state.sla (repeatable): " + ", ".join(Sla.model_fields))
+    sla.add_argument("--sla-p99", type=float, metavar="MS", help="shorthand for --sla latency_p99_ms=MS")
+    sla.add_argument("--max-error-rate", type=float, metavar="R",
+                     help="shorthand for --sla error_rate=R (5xx + transport errors / sent, e.g. 0.01)")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the summary as JSON")
     out.add_argument("--no-live", action="store_true", help="no live view")
@@ -103,11 +120,15 @@ def _plan(args: argparse.Namespace) -> tuple[Any, PayloadSource, Sla | None, dic
     shape = _shape(args)
     edge = parse_edge_cases(_pairs(args.edge_case), "--edge-case") if args.edge_case else None
     templates = load_corpus(args.payloads) if args.payloads else ()
-    sla = None
-    if args.sla_p99 is not None or args.max_error_rate is not None:
-        sla = Sla(args.sla_p99, args.max_error_rate)
-    elif isinstance(shape, StressShape):
-        raise InvalidInput("stress needs --sla-p99 and/or --max-error-rate to know when it broke", "--shape")
+    sla = _sla(args)
+    if isinstance(shape, StressShape):
+        if sla is None:
+            raise InvalidInput("stress needs an SLA to know when it broke: --sla KEY=VALUE, --sla-p99 or "
+                               "--max-error-rate", "--shape")
+        try:
+            stress_sla(sla)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, "--sla") from None
     options = {"connections": args.connections, "in_flight_cap": args.in_flight_cap,
                "max_requests": args.max_requests, "request_timeout": _duration(args.timeout, "--timeout")}
     for flag, value in (("--connections", args.connections), ("--in-flight-cap", args.in_flight_cap)):
@@ -118,6 +139,26 @@ def _plan(args: argparse.Namespace) -> tuple[Any, PayloadSource, Sla | None, dic
         raise InvalidInput("must be > 0", "--window" if window <= 0 else "--timeout")
     options["window_s"] = window
     return shape, PayloadSource(templates, edge, args.seed), sla, options
+
+
+def _sla(args: argparse.Namespace) -> Sla | None:
+    """The SLA of ``--sla KEY=VALUE`` and the shorthands, validated as an experiment's ``steady_state.sla``."""
+    bounds: dict[str, Any] = {}
+    for pair in args.sla:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"expected KEY=VALUE, got {pair!r}", "--sla")
+        bounds[key.strip()] = value.strip()
+    for key, value in (("latency_p99_ms", args.sla_p99), ("error_rate", args.max_error_rate)):
+        if value is not None:
+            bounds[key] = value
+    if not bounds:
+        return None
+    try:
+        return validate(Sla, bounds)
+    except InvalidInputs as exc:
+        raise InvalidInputs([InvalidInput(e.message, f"--sla {e.field}" if e.field else "--sla")
+                             for e in exc.errors]) from None
 
 
 def _shape(args: argparse.Namespace) -> Any:
@@ -177,18 +218,22 @@ async def _main(args: argparse.Namespace, shape: Any, payloads: PayloadSource, s
         _print_breaking_point(point, args.json)
         return 1 if point.held_rate is None else 0
     summary = await _watched(args.url, shape, payloads, options, view)
-    breaches = _check(summary, sla)
+    verdicts = judge_run(summary, sla)
+    breaches = [describe_breach(v) for v in verdicts if not v.ok]
     if args.json:
-        print(json.dumps({**dataclasses.asdict(summary), "sla_breaches": breaches}, indent=2, default=str))
+        # Windows as the journal writes them: counts and the rates derived from them.
+        print(json.dumps({**dataclasses.asdict(summary), "total": summary.total.as_dict(),
+                          "windows": [w.as_dict() for w in summary.windows], "sla_breaches": breaches,
+                          "sla_verdicts": [v.as_dict() for v in verdicts]}, indent=2, default=str))
     else:
-        print(format_summary(summary, sla, breaches))
+        print(format_summary(summary, sla, verdicts))
     severe = any(f.severe for f in summary.edge_cases.findings)
     return 1 if breaches or severe else 0
 
 
 async def _watched(url: str, shape: Any, payloads: PayloadSource, options: dict[str, Any],
                    view: LiveView) -> LoadSummary:
-    stats = Windowed(options["window_s"])
+    stats = WindowSeries(options["window_s"])
     counts = {"completed": 0, "errors": 0, "dropped": 0}
 
     def on_record(r: RequestRecord) -> None:
@@ -201,25 +246,35 @@ async def _watched(url: str, shape: Any, payloads: PayloadSource, options: dict[
     started = time.monotonic()
     shown = -1
 
+    def target(elapsed: float) -> float:
+        return shape.rate_at(min(elapsed, shape.duration - 1e-9))
+
     def state(final: bool = False) -> LiveState:
+        """The whole run so far, with the latency of the last closed window (else the open one)."""
         elapsed = time.monotonic() - started
-        done = [i for i in stats.indexes() if final or (i + 1) * stats.window_s <= elapsed - 0.1]
-        seen = done or stats.indexes()  # the last closed window, else the open one
-        last: WindowStats | None = stats.window(seen[-1]) if seen else None
-        return LiveState(elapsed, shape.duration, shape.rate_at(min(elapsed, shape.duration - 1e-9)),
-                         stats.sent / elapsed if elapsed > 0 else 0.0, last.p50_ms if last else 0.0,
-                         last.p99_ms if last else 0.0, counts["completed"], counts["errors"],
+        done = [i for i in stats.indexes() if final or stats.grid.bounds(i)[1] <= elapsed - 0.1]
+        seen = done or stats.indexes()
+        last = stats.window(seen[-1]) if seen else None
+        return LiveState(elapsed, shape.duration, target(elapsed),
+                         stats.sent / elapsed if elapsed > 0 else 0.0, last.p50_ms if last else None,
+                         last.p99_ms if last else None, counts["completed"], counts["errors"],
                          counts["dropped"], stats.in_flight)
+
+    def window_line(index: int) -> None:
+        """A closed window's own figures, off a TTY."""
+        elapsed = time.monotonic() - started
+        view.window(window_state(stats.window(index), elapsed_s=elapsed, total_s=shape.duration,
+                                 target_rate=target(stats.grid.bounds(index)[0]), in_flight=stats.in_flight))
 
     async def watch() -> None:
         nonlocal shown
         while True:
             await asyncio.sleep(0.25)
             view.update(state())
-            closed = int((time.monotonic() - started - 0.1) // stats.window_s) - 1  # as in state()
-            if closed > shown:
-                shown = closed
-                view.window(state())
+            closed = stats.grid.index_of(time.monotonic() - started - 0.1) - 1  # as in state()
+            while shown < closed:
+                shown += 1
+                window_line(shown)
 
     watcher = asyncio.get_running_loop().create_task(watch())
     try:
@@ -227,30 +282,36 @@ async def _watched(url: str, shape: Any, payloads: PayloadSource, options: dict[
                               **{k: v for k, v in options.items() if k != "window_s"})
     finally:
         watcher.cancel()
-        final = state(final=True)
-        if stats.indexes() and stats.indexes()[-1] > shown:
-            view.window(final)  # the last (possibly partial) window still gets its line
-        view.close(final)
+        last = stats.indexes()[-1] if stats.indexes() else -1
+        while shown < last:  # the remaining (possibly partial) windows still get their lines
+            shown += 1
+            window_line(shown)
+        view.close(state(final=True))
 
 
-def _check(summary: LoadSummary, sla: Sla | None) -> list[str]:
+def judge_run(summary: LoadSummary, sla: Sla | None) -> list[Verdict]:
+    """The SLA over the whole run (one window), by the same evaluation as a run's windows."""
     if sla is None:
         return []
-    breach = sla.check(summary.total)
-    return [str(breach)] if breach else []
+    return evaluate_sla(summary.total, QualityStats(), sla, None, phase="load")
 
 
-def format_summary(s: LoadSummary, sla: Sla | None, breaches: list[str]) -> str:
+def _n(value: float | None, spec: str = ".2f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def format_summary(s: LoadSummary, sla: Sla | None, verdicts: list[Verdict]) -> str:
     t = s.total
     lines = [
         f"target    {s.target_url}  ({s.shape}, {s.planned_s:.1f}s{', stopped early' if s.stopped_early else ''})",
         f"requests  {s.scheduled} scheduled, {s.sent} sent, {s.dropped} dropped; achieved "
         f"{s.achieved_rate:.1f}/s of {s.target_rate:.1f}/s ({_ratio(s):.1%})",
-        f"status    2xx {t.status_2xx}  3xx {t.status_3xx}  4xx {t.status_4xx}  5xx {t.status_5xx}  "
-        f"transport errors {t.transport_errors}  (error rate {t.error_rate:.2%})",
-        f"latency   p50 {t.p50_ms:.2f}  p90 {t.p90_ms:.2f}  p95 {t.p95_ms:.2f}  p99 {t.p99_ms:.2f}  "
-        f"p99.9 {t.p999_ms:.2f}  max {t.max_ms:.2f}  mean {t.mean_ms:.2f} ms",
-        f"received  {t.bytes_received} bytes;  generator lag max {s.client_lag_max_s * 1000:.1f} ms",
+        f"status    2xx {t.status_2xx}  3xx {t.status_3xx}  4xx {t.status_4xx}  "
+        f"5xx {t.status_5xx}  transport errors {t.transport_errors}  (error rate {_n(t.error_rate, '.2%')})",
+        f"latency   p50 {_n(t.p50_ms)}  p90 {_n(t.p90_ms)}  p95 {_n(t.p95_ms)}  p99 {_n(t.p99_ms)}  "
+        f"p99.9 {_n(t.p999_ms)}  max {_n(t.max_ms)}  mean {_n(t.mean_ms)} ms",
+        f"received  {t.bytes_received} bytes;  throughput {_n(t.throughput_rps, '.1f')}/s good answers;  "
+        f"generator lag max {s.client_lag_max_s * 1000:.1f} ms",
     ]
     for case in s.edge_cases.cases:
         got = ", ".join(f"{k} {v}" for k, v in case.outcomes) or "none"
@@ -259,7 +320,10 @@ def format_summary(s: LoadSummary, sla: Sla | None, breaches: list[str]) -> str:
         example = f"status {f.example_status}" if f.example_status else f"error {f.example_error}"
         lines.append(f"FINDING   {f.edge_case}: {f.count} got {f.got}, expected {'/'.join(f.expected)} ({example})")
     if sla is not None:
-        lines.append("SLA       " + ("violated: " + "; ".join(breaches) if breaches else "met"))
+        breaches = [describe_breach(v) for v in verdicts if not v.ok]
+        missing = [v.sli for v in verdicts if v.no_data]
+        verdict = "violated: " + "; ".join(breaches) if breaches else "met"
+        lines.append("SLA       " + verdict + (f" (no data for {', '.join(missing)})" if missing else ""))
     return "\n".join(lines)
 
 
@@ -269,13 +333,14 @@ def _ratio(s: LoadSummary) -> float:
 
 def _print_step(step: StepResult, as_json: bool) -> None:
     st = step.stats
-    verdict = "held" if step.held else f"BROKE: {step.breach}"
-    print(f"step {step.rate:g}/s: p99 {st.p99_ms:.2f} ms, errors {st.error_rate:.2%}, dropped {st.dropped}"
-          f" — {verdict}", file=sys.stderr if as_json else sys.stdout)
+    verdict = "held" if step.breach is None else f"BROKE: {describe_breach(step.breach)}"
+    print(f"step {step.rate:g}/s: p50 {_n(st.p50_ms)} ms, p99 {_n(st.p99_ms)} ms, errors {_n(st.error_rate, '.2%')}, "
+          f"{_n(st.throughput_rps, '.1f')}/s good, dropped {st.dropped} — {verdict}",
+          file=sys.stderr if as_json else sys.stdout)
 
 
 def _print_breaking_point(point: BreakingPoint, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(dataclasses.asdict(point), indent=2, default=str))
+        print(json.dumps(point.as_dict(), indent=2, default=str))
     else:
         print(point.describe())

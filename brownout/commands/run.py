@@ -15,7 +15,8 @@ from brownout.liveview import LiveView
 from brownout.report import write_reports
 from brownout.report.journal import RunReport
 from brownout.report.summary import render_summary
-from brownout.runner.engine import RunOptions, run_experiment
+from brownout.runner.context import RunOptions
+from brownout.runner.engine import run_experiment
 from faults.units import parse_duration
 from proxy.logs import configure_logging
 

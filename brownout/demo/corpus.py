@@ -1,7 +1,9 @@
-"""The payload corpus and the golden set (DESIGN §4 data files), from the live-traffic days.
+"""The payload corpus and the golden set (the experiment's data files), from the live-traffic days.
 
-Requests come from the days after the training window (``SERVE_FROM_DAY`` on), so they are
-traffic the model never saw. ``expected`` is what the stack returns at ``$.score`` for that
+Requests come from the days after the training window (``serve_from_day`` on), so they are
+traffic the model never saw. This module knows nothing of how the model is built: it gets a
+scoring function and the feature store's snapshot, so ``model`` can import it and not the
+other way round. ``expected`` is what the stack returns at ``$.score`` for that
 body with healthy dependencies: request-time features plus the feature store's snapshot
 rows, scored by the model — the same composition the model API performs.
 """
@@ -9,16 +11,15 @@ rows, scored by the model — the same composition the model API performs.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .features import request_features
+from .features import OnlineSnapshot, request_features
 from .simulate import DAY_S, EPOCH_S, Transactions, customer_key, iso_time, terminal_key, transaction_key
 
-if TYPE_CHECKING:
-    from .model import DemoBundle
+Scorer = Callable[[np.ndarray], np.ndarray]  # feature rows -> fraud probability per row
 
 CORPUS_SIZE = 800
 GOLDEN_SIZE = 200
@@ -35,11 +36,11 @@ def request_body(tx: Transactions, row: int) -> dict[str, object]:
     }
 
 
-def healthy_instance(bundle: DemoBundle, tx: Transactions, row: int) -> list[float]:
+def healthy_instance(snapshot: OnlineSnapshot, tx: Transactions, row: int) -> list[float]:
     """The feature vector the model API builds for this row when nothing is degraded."""
     when = datetime.fromtimestamp(EPOCH_S + int(tx.time_s[row]), tz=timezone.utc)
-    cust = bundle.snapshot.customers[int(tx.customer[row])]
-    term = bundle.snapshot.terminals[int(tx.terminal[row])]
+    cust = snapshot.customers[int(tx.customer[row])]
+    term = snapshot.terminals[int(tx.terminal[row])]
     return request_features(float(tx.amount[row]), when) + [float(v) for v in cust] + [float(v) for v in term]
 
 
@@ -47,12 +48,11 @@ def _jsonl(lines: list[dict[str, object]]) -> bytes:
     return "".join(json.dumps(line, separators=(", ", ": ")) + "\n" for line in lines).encode()
 
 
-def write_corpus(bundle: DemoBundle, tx: Transactions) -> tuple[bytes, bytes]:
-    """(corpus JSONL, golden JSONL), both deterministic for a seed."""
-    from .model import SERVE_FROM_DAY  # local: model imports this module lazily too
-
-    rng = np.random.default_rng(bundle.config.seed + 1)
-    live = np.flatnonzero(tx.time_s >= SERVE_FROM_DAY * DAY_S)
+def write_corpus(score: Scorer, snapshot: OnlineSnapshot, tx: Transactions, *, seed: int,
+                 serve_from_day: int) -> tuple[bytes, bytes]:
+    """(corpus JSONL, golden JSONL) from the days ``serve_from_day`` on; deterministic for a seed."""
+    rng = np.random.default_rng(seed + 1)
+    live = np.flatnonzero(tx.time_s >= serve_from_day * DAY_S)
     corpus_rows = np.sort(rng.choice(live, size=min(CORPUS_SIZE, live.shape[0]), replace=False))
     corpus = [{"body": request_body(tx, int(r)), "method": "POST", "path": "/predict"} for r in corpus_rows]
 
@@ -63,7 +63,7 @@ def write_corpus(bundle: DemoBundle, tx: Transactions) -> tuple[bytes, bytes]:
         rng.choice(fraud, size=n_fraud, replace=False),
         rng.choice(legit, size=min(GOLDEN_SIZE - n_fraud, legit.shape[0]), replace=False),
     ]))
-    scores = bundle.model.score(np.array([healthy_instance(bundle, tx, int(r)) for r in golden_rows]))
+    scores = score(np.array([healthy_instance(snapshot, tx, int(r)) for r in golden_rows]))
     golden = [
         {"body": request_body(tx, int(r)), "expected": float(s), "label": int(tx.fraud[r])}
         for r, s in zip(golden_rows, scores)

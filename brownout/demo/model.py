@@ -20,6 +20,7 @@ import numpy as np
 import sklearn
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from .corpus import write_corpus
 from .features import REQUEST_FEATURES, OnlineSnapshot, offline_features, online_snapshot
 from .simulate import DAY_S, SimConfig, Transactions, simulate
 
@@ -104,14 +105,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def build(config: SimConfig, directory: Path) -> DemoBundle:
     """Simulate, train, snapshot and write the payload corpus and golden set (no cache read)."""
-    from .corpus import write_corpus  # local: corpus needs a trained bundle, avoid an import cycle
-
     tx = simulate(config)
     key = cache_key(config)
     model = train(tx, key)
     snapshot = online_snapshot(tx, SERVE_FROM_DAY * DAY_S)
     bundle = DemoBundle(model=model, snapshot=snapshot, config=config, directory=directory)
-    corpus, golden = write_corpus(bundle, tx)
+    corpus, golden = write_corpus(model.score, snapshot, tx, seed=config.seed, serve_from_day=SERVE_FROM_DAY)
     _atomic_write(bundle.corpus_path, corpus)
     _atomic_write(bundle.golden_path, golden)
     state = {"model": model, "snapshot": snapshot, "config": config}

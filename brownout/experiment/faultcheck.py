@@ -16,6 +16,7 @@ from typing import Any, Literal
 from faults.catalogue import build_fault, build_match, known_kinds
 from faults.errors import InvalidInput, InvalidInputs
 from faults.toxics import Toxic, is_toxic_type, known_toxics, toxic_class
+from faults.validation import suggest
 
 _TOXIC_EXTRAS = ("stream", "toxicity")
 
@@ -27,7 +28,8 @@ def _errors(exc: InvalidInput) -> list[InvalidInput]:
 def _build_toxic(type_name: str, params: Mapping[str, Any]) -> Toxic:
     cls = toxic_class(type_name)
     names = {f.name for f in dataclasses.fields(cls)}
-    problems = [InvalidInput("unknown parameter", f"params.{k}") for k in params if k not in names and k not in _TOXIC_EXTRAS]
+    known = (*names, *_TOXIC_EXTRAS)
+    problems = [InvalidInput(suggest(k, known), f"params.{k}") for k in params if k not in known]
     stream = params.get("stream", "downstream")
     if stream not in ("upstream", "downstream"):
         problems.append(InvalidInput("must be 'upstream' or 'downstream'", "params.stream"))

@@ -10,7 +10,6 @@ Any error anywhere raises one ``InvalidInputs`` sorted by position; nothing has 
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 from functools import cache
 from collections.abc import Callable, Mapping, Sequence
@@ -25,8 +24,10 @@ from brownout.experiment.model import Experiment, FaultStep
 from brownout.experiment.schema import experiment_json_schema
 from brownout.load.payloads import load_corpus
 from brownout.load.shapes import parse_load_shape
+from brownout.load.stress import stress_sla
 from brownout.steady.golden import load_golden
 from faults.errors import InvalidInput, InvalidInputs
+from faults.validation import UNKNOWN_KEY
 from proxy.yamlsource import YamlDocument, errors_from_validation, format_path, load_yaml_with_positions, parse_path
 
 
@@ -62,13 +63,13 @@ def load_experiment(
     except ValidationError as exc:
         # An unset ${VAR} is already reported; its empty stand-in need not be reported again.
         shape_messages = _shape_messages(data.get("load"))
-        for e in errors_from_validation(exc, doc, data):
+        for e in errors_from_validation(exc, doc, data, known=_known_keys()):
             if e.field in env_fields:
                 continue
-            if e.message == "unknown key" and e.field in shape_messages:
+            if e.message.startswith(UNKNOWN_KEY) and e.field in shape_messages:
                 e.message = shape_messages[e.field]  # the load generator says which shape takes it
                 e.args = (e.message,)
-            errors.append(_suggest(e))
+            errors.append(e)
     errors += _step_errors(doc, data)
     if experiment is not None:
         errors += [doc.locate(e) for e in _semantic_errors(experiment)]
@@ -83,18 +84,6 @@ def _known_keys() -> tuple[str, ...]:
     schema = experiment_json_schema()
     objects = [schema, *schema.get("$defs", {}).values()]
     return tuple(sorted({key for obj in objects for key in obj.get("properties", {})}))
-
-
-def _suggest(err: InvalidInput) -> InvalidInput:
-    """``unknown key`` → ``unknown key (did you mean 'window'?)`` when one is close."""
-    if err.message != "unknown key" or not err.field:
-        return err
-    key = err.field.rsplit(".", 1)[-1]
-    close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.75)
-    if close and close[0] != key:
-        err.message = f"unknown key (did you mean {close[0]!r}?)"
-        err.args = (err.message,)
-    return err
 
 
 def _shape_messages(load: Any) -> dict[str, str]:
@@ -160,6 +149,8 @@ def _step_errors(doc: YamlDocument, data: dict[str, Any]) -> list[InvalidInput]:
 def _semantic_errors(exp: Experiment) -> list[InvalidInput]:
     out: list[InvalidInput] = []
     out += _catch(exp.load.to_shape)
+    if exp.load.shape == "stress":
+        out += [InvalidInput(e.message, "steady_state.sla") for e in _catch(lambda: stress_sla(exp.steady_state.sla))]
     out += _catch(exp.load.edge_case_mix)
     if exp.load.payloads is not None:
         out += _catch(lambda: load_corpus(exp.load.payloads), "load.payloads")

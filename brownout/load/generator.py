@@ -22,8 +22,8 @@ from brownout.load.edgecases import EdgeCaseReport, EdgeCaseTally
 from brownout.load.payloads import PayloadSource
 from brownout.load.schedule import arrival_times
 from brownout.load.shapes import Shape
-from brownout.load.stats import WindowStats, Windowed
 from brownout.records import RequestRecord
+from brownout.windows import WindowSeries, WindowStats
 from faults.errors import InvalidInput
 
 _BATCH = 2000  # arrivals handled per tick before letting responses in
@@ -47,7 +47,7 @@ class LoadSummary:
     achieved_rate: float  # sent / the time sending took
     client_lag_max_s: float  # worst lateness of the generator itself: its own health
     stopped_early: bool
-    total: WindowStats  # normal traffic only
+    total: WindowStats  # normal traffic only, one window over [0, planned_s)
     windows: tuple[WindowStats, ...]
     edge_cases: EdgeCaseReport
 
@@ -66,14 +66,16 @@ async def run_load(
     stop: asyncio.Event | None = None,
     clock: Callable[[], float] | None = None,
     window_s: float = 1.0,
-    stats: Windowed | None = None,
+    stats: WindowSeries | None = None,
     max_start_lag: float = 0.5,
+    on_in_flight: Callable[[float, int], None] | None = None,
 ) -> LoadSummary:
     """Run ``shape`` open-loop against ``target_url`` and summarise it.
 
     ``clock`` must be monotonic seconds (default ``time.monotonic``). ``stats`` lets a
     caller watch windows fill while the run goes (live view); one is made if not given.
-    ``on_record`` sees every record, edge cases and drops included.
+    ``on_record`` sees every record, edge cases and drops included; ``on_in_flight(t, n)``
+    the requests on the wire at run second ``t``, once per scheduling tick.
     """
     if in_flight_cap < 1:
         raise InvalidInput("must be >= 1", "in_flight_cap")
@@ -83,7 +85,7 @@ async def run_load(
         raise InvalidInput("must be >= 0", "max_requests")
     engine = _Engine(target_url, shape, payloads or PayloadSource(), connections, in_flight_cap,
                      max_requests, request_timeout, keep_bodies, on_record, stop, clock,
-                     stats or Windowed(window_s), max_start_lag)
+                     stats or WindowSeries(window_s), max_start_lag, on_in_flight)
     return await engine.run()
 
 
@@ -91,7 +93,8 @@ class _Engine:
     def __init__(self, url: str, shape: Shape, payloads: PayloadSource, connections: int,
                  cap: int, max_requests: int | None, timeout: float, keep_bodies: bool,
                  on_record: Callable[[RequestRecord], None] | None, stop: asyncio.Event | None,
-                 clock: Callable[[], float] | None, stats: Windowed, max_start_lag: float) -> None:
+                 clock: Callable[[], float] | None, stats: WindowSeries, max_start_lag: float,
+                 on_in_flight: Callable[[float, int], None] | None) -> None:
         self.url = url
         self.shape = shape
         target = parse_target(url)
@@ -106,6 +109,7 @@ class _Engine:
         self.on_record = on_record
         self.stop = stop
         self.stats = stats
+        self.on_in_flight = on_in_flight
         self.tally = EdgeCaseTally(payloads.edge_cases)
         self.max_start_lag = max_start_lag
         self.arrivals = arrival_times(shape)
@@ -184,6 +188,8 @@ class _Engine:
                 break
         self.stats.sent = self.sent
         self.stats.observe_in_flight(rel, client.in_flight)
+        if self.on_in_flight is not None:
+            self.on_in_flight(rel, client.in_flight)
         if self.stop is not None and self.stop.is_set():
             self._end(stopped=True)
         elif self.max_requests is not None and self.scheduled >= self.max_requests:

@@ -1,8 +1,13 @@
 """Stress to failure: step the rate up until the SLA breaks; report the breaking point.
 
 The breaking point is the highest rate whose step met the SLA, with the SLI that broke at
-the next step and its value. ``run_step(rate, duration)`` is pluggable so the control plane
-can run the same search with faults active and compare capacity with and without them.
+the next step and its value. Each step is judged as one window over the whole step by the
+same SLA evaluation as a run's windows (``brownout.steady.verdicts.evaluate_sla`` on the
+experiment's ``Sla``): every bound it sets counts, and a bound without data (a step that
+scheduled nothing) breaks nothing. Drops always count: unless the SLA sets its own
+``max_dropped_rate``, a step that drops more than ``STRESS_MAX_DROPPED_RATE`` of its requests
+has not held its rate. ``run_step(rate, duration)`` is pluggable so the control plane can
+run the same search with faults active and compare capacity with and without them.
 """
 
 from __future__ import annotations
@@ -11,56 +16,47 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from brownout.experiment.model import Sla
 from brownout.load.generator import run_load
 from brownout.load.payloads import PayloadSource
 from brownout.load.shapes import ConstantShape, StressShape
-from brownout.load.stats import WindowStats
+from brownout.steady.quality import QualityStats
+from brownout.steady.verdicts import Verdict, evaluate_sla
+from brownout.windows import WindowStats
 from faults.errors import InvalidInput
 
 RunStep = Callable[[float, float], Awaitable[WindowStats]]
+STRESS_MAX_DROPPED_RATE = 0.01
+_TRAFFIC_BOUNDS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate", "min_throughput",
+                   "max_dropped_rate")
 
 
-@dataclass(frozen=True, slots=True)
-class Breach:
-    sli: str  # latency_p99_ms | error_rate | dropped_rate
-    bound: float
-    value: float
+def stress_sla(sla: Sla) -> Sla:
+    """``sla`` with the drop bound a stress search always applies; InvalidInput if it bounds nothing."""
+    if all(getattr(sla, name) is None for name in _TRAFFIC_BOUNDS):
+        raise InvalidInput("stress needs an SLA to break: set a latency, error rate, throughput or dropped "
+                           "rate bound", "sla")
+    if sla.max_dropped_rate is None:
+        return sla.model_copy(update={"max_dropped_rate": STRESS_MAX_DROPPED_RATE})
+    return sla
 
-    def __str__(self) -> str:
-        return f"{self.sli} {self.value:.4g} > {self.bound:.4g}"
 
-
-@dataclass(frozen=True, slots=True)
-class Sla:
-    """Bounds a step must meet. ``None`` switches a bound off; drops always count: a server
-    that cannot take requests in has not held the rate."""
-
-    latency_p99_ms: float | None = None
-    error_rate: float | None = None
-    dropped_rate: float = 0.01
-
-    def __post_init__(self) -> None:
-        for name in ("latency_p99_ms", "error_rate", "dropped_rate"):
-            value = getattr(self, name)
-            if value is not None and not value >= 0:
-                raise InvalidInput(f"must be >= 0, got {value!r}", name)
-
-    def check(self, stats: WindowStats) -> Breach | None:
-        """The first bound ``stats`` breaks, or None. No traffic at all breaks nothing."""
-        if self.latency_p99_ms is not None and stats.p99_ms > self.latency_p99_ms:
-            return Breach("latency_p99_ms", self.latency_p99_ms, stats.p99_ms)
-        if self.error_rate is not None and stats.error_rate > self.error_rate:
-            return Breach("error_rate", self.error_rate, stats.error_rate)
-        if stats.dropped_rate > self.dropped_rate:
-            return Breach("dropped_rate", self.dropped_rate, stats.dropped_rate)
-        return None
+def describe_breach(v: Verdict) -> str:
+    """``latency_p50_ms 80.2 > 50`` (a ``>=`` bound: ``throughput_rps 120 < 200``)."""
+    value = "n/a" if v.value is None else f"{v.value:.4g}"
+    return f"{v.sli} {value} {'>' if v.comparison == '<=' else '<'} {v.bound:g}"
 
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
     rate: float
     stats: WindowStats
-    breach: Breach | None
+    verdicts: tuple[Verdict, ...]
+
+    @property
+    def breach(self) -> Verdict | None:
+        """The first bound this step broke (in the SLA's order), or None."""
+        return next((v for v in self.verdicts if not v.ok), None)
 
     @property
     def held(self) -> bool:
@@ -71,7 +67,7 @@ class StepResult:
 class BreakingPoint:
     held_rate: float | None  # highest rate that met the SLA; None if the first step broke
     broke_rate: float | None  # the rate that broke it; None if every step up to max held
-    breach: Breach | None  # what broke, and by how much
+    breach: Verdict | None  # what broke, and by how much
     steps: tuple[StepResult, ...]
 
     @property
@@ -82,7 +78,25 @@ class BreakingPoint:
         if self.broke_rate is None:
             return f"no breaking point up to {self.held_rate:g} req/s: every step met the SLA"
         held = f"{self.held_rate:g} req/s" if self.held_rate is not None else "nothing (the first step broke)"
-        return f"breaking point: {held} held; {self.broke_rate:g} req/s broke it: {self.breach}"
+        breach = describe_breach(self.breach) if self.breach is not None else "?"
+        return f"breaking point: {held} held; {self.broke_rate:g} req/s broke it: {breach}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "held_rate": self.held_rate, "broke_rate": self.broke_rate,
+            "breach": describe_breach(self.breach) if self.breach is not None else None,
+            "describe": self.describe(),
+            "steps": [{"rate": s.rate, "held": s.held, "p99_ms": s.stats.p99_ms, "error_rate": s.stats.error_rate,
+                       "breach": describe_breach(s.breach) if s.breach is not None else None,
+                       "stats": s.stats.as_dict(), "verdicts": [v.as_dict() for v in s.verdicts]}
+                      for s in self.steps],
+        }
+
+
+def judge_step(rate: float, stats: WindowStats, sla: Sla) -> StepResult:
+    """One step against the SLA (already through ``stress_sla``)."""
+    verdicts = evaluate_sla(stats, QualityStats(), sla, None, phase=f"stress step {rate:g}/s")
+    return StepResult(rate, stats, tuple(verdicts))
 
 
 async def find_breaking_point(
@@ -93,13 +107,11 @@ async def find_breaking_point(
     on_step: Callable[[StepResult], None] | None = None,
 ) -> BreakingPoint:
     """Run ``shape``'s steps in order and stop at the first that breaks ``sla``."""
-    if sla.latency_p99_ms is None and sla.error_rate is None:
-        raise InvalidInput("stress needs an SLA to break: give a p99 bound or an error rate", "sla")
+    sla = stress_sla(sla)
     steps: list[StepResult] = []
     held: float | None = None
     for rate in shape.rates():
-        stats = await run_step(rate, shape.step_duration)
-        result = StepResult(rate, stats, sla.check(stats))
+        result = judge_step(rate, await run_step(rate, shape.step_duration), sla)
         steps.append(result)
         if on_step is not None:
             on_step(result)

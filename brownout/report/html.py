@@ -95,7 +95,8 @@ def _verdicts(view: ReportView) -> str:
     passed = sum(c.ok for c in view.checks)
     rows = [([_e(c.name), _e(c.phase), _e(c.sli), _e(f"{c.comparison} {_sli_value(c.sli, c.bound)}"),
               _e(_sli_value(c.sli, c.worst)), _e(f"{c.failures} of {'–' if c.windows is None else c.windows}"),
-              _ok(c.ok), "" if c.ok else _e(c.message)], not c.ok) for c in view.checks]
+              _ok(c.ok) if c.judged else "no data", _e(c.message) if not c.ok or c.no_data else ""], not c.ok)
+            for c in view.checks]
     table = _table(("check", "phase", "SLI", "bound", "worst window", "failed windows", "ok", "detail"), rows,
                    frozenset({4}))
     return (f"<h2>Verdicts</h2><p>{passed} of {len(view.checks)} checks passed.</p>{table}")

@@ -70,6 +70,11 @@ class CheckRow:
     worst: float | None            # the worst value any window of the phase measured
     failures: int
     message: str
+    no_data: int = 0  # windows without data for this SLI
+
+    @property
+    def judged(self) -> bool:
+        return self.windows is None or self.no_data < self.windows
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,7 @@ def _check(c: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]]) -> Check
         name=_text(c.get("name")), phase=phase, sli=sli, comparison=comparison, bound=_num(c.get("bound")),
         windows=_int(c.get("windows")), ok=bool(c.get("ok")), worst=_worst(verdicts, phase, sli, comparison),
         failures=len(failures) if isinstance(failures, list) else 0, message=_text(c.get("message")),
+        no_data=_int(c.get("no_data")) or 0,
     )
 
 

@@ -15,8 +15,9 @@ timeline         [{t, event, detail{}}]                  phase changes, injectio
 injections       [{id, step, kind: fault|action, name, target, proxy, planned_at, planned_until,
                    started_at, ended_at, params{}, removed: bool, error}]
 windows          [{index, phase, start, end, active_faults[], ok,
-                   stats{index, start, end, sent, errors, dropped, statuses{}, error_rate,
-                         dropped_rate, throughput_rps, p50_ms, p95_ms, p99_ms, max_ms, mean_ms},
+                   stats{index, start, end, sent, errors, dropped, statuses{}, bytes_received,
+                         in_flight_max, error_rate, dropped_rate, throughput_rps, p50_ms,
+                         p90_ms, p95_ms, p99_ms, p999_ms, max_ms, mean_ms}   (brownout.windows),
                    quality{responses, invalid, valid_rate, problems{}, scores, probes,
                            agreement, psi, precision, recall, brier,
                            violations{schema|non_finite|shape|model_version: n},
@@ -26,13 +27,14 @@ windows          [{index, phase, start, end, active_faults[], ok,
                    verdicts[verdict], abort[verdict]}]
 verdicts         [verdict]   every window verdict, flat:
                  {phase, window, start, end, sli, comparison: "<="|">=", bound, value, ok,
-                  active_faults[], message}
+                  no_data, active_faults[], message}
 phases           [{phase, windows, held, stats{...}, quality{...}, streams{...} | null}]
-checks           [{name, phase, sli, comparison, bound, windows, ok, failures[verdict], message}]
+checks           [{name, phase, sli, comparison, bound, windows, no_data, ok, failures[verdict], message}]
 recovery         {faults_ended_at, within, deadline, recovered, time_to_recover_s} | null
 extra            {}   runner additions (stress breaking points, edge-case findings, ...)
 ```
-Values that could not be measured (no requests in a window) are ``null``.
+Values that could not be measured (no requests in a window) are ``null``; a verdict on
+such a value has ``no_data: true`` (it neither fails nor holds).
 """
 
 from __future__ import annotations

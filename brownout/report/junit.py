@@ -4,8 +4,9 @@ Layout (what Jenkins, GitLab, GitHub test reporters accept): ``<testsuites>`` ho
 ``<testsuite>`` named after the experiment; a case's ``classname`` is ``brownout.<phase>``
 and its name the check (``latency_p99_ms <= 250``). A violated check has a ``<failure>``
 whose message names the first failing window, the bound, the value and the active faults,
-and whose text lists every failing window. A run that could not run or was interrupted
-gets one ``<error>`` case saying why.
+and whose text lists every failing window. A check with no data in any of its windows
+(nothing was sent) is ``<skipped>`` with that message: it neither passed nor failed. A run
+that could not run or was interrupted gets one ``<error>`` case saying why.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def junit_tree(report: RunReport) -> ET.ElementTree:
             first = check.failures[0]
             failure = ET.SubElement(case, "failure", type="SLAViolation", message=first.message())
             failure.text = "\n".join(v.message() for v in check.failures)
+        elif not check.judged:
+            ET.SubElement(case, "skipped", message=check.message())
 
     if report.recovery is not None:
         rec = report.recovery
@@ -71,12 +74,13 @@ def junit_tree(report: RunReport) -> ET.ElementTree:
     cases = suite.findall("testcase")
     failures = sum(1 for c in cases if c.find("failure") is not None)
     errors = sum(1 for c in cases if c.find("error") is not None)
+    skipped = sum(1 for c in cases if c.find("skipped") is not None)
     for element in (suite, root):
         element.set("tests", str(len(cases)))
         element.set("failures", str(failures))
         element.set("errors", str(errors))
         element.set("time", f"{report.duration_s:.3f}")
-    suite.set("skipped", "0")
+    suite.set("skipped", str(skipped))
     return ET.ElementTree(root)
 
 

@@ -77,9 +77,13 @@ def render_summary(report: RunReport, *, paths: Mapping[str, Path] | None = None
 
     if report.checks:
         failed = [c for c in report.checks if not c.ok]
-        lines += ["", f"  checks: {len(report.checks) - len(failed)} passed, {len(failed)} failed"]
+        unjudged = [c for c in report.checks if c.ok and not c.judged]
+        missing = f", {len(unjudged)} without data" if unjudged else ""
+        lines += ["", f"  checks: {len(report.checks) - len(failed) - len(unjudged)} passed, {len(failed)} failed{missing}"]
         for c in failed:
             lines.append(_paint(f"  FAIL {c.message()}", "31", color))
+        for c in unjudged:
+            lines.append(f"  NO DATA {c.message()}")
 
     if report.recovery is not None:
         rec = report.recovery

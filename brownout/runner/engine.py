@@ -12,37 +12,27 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import structlog
 
 from brownout.exit_codes import Outcome, outcome_for
 from brownout.experiment.model import Experiment
-from brownout.liveview import LiveView
 from brownout.load.generator import run_load
-from brownout.load.payloads import PayloadSource
 from brownout.load.shapes import Shape, StressShape
 from brownout.records import RequestRecord
-from brownout.report.journal import RunReport, TimelineEvent
-from brownout.runner.plan import Plan, build_plan
+from brownout.report.journal import RunReport
+from brownout.runner.context import RunContext, RunOptions, payload_source
+from brownout.runner.plan import build_plan
 from brownout.runner.preflight import check_proxies, check_target
 from brownout.runner.probes import probe_grace, start_probes
 from brownout.runner.progress import Progress
 from brownout.runner.shape import HeldTail, baseline_shape
+from brownout.runner.stress import run_stress
 from brownout.steady.checker import SteadyStateChecker, WindowResult
 from brownout.steady.verdicts import BASELINE, METHOD, RECOVERY, decide_outcome
 from faults.errors import BrownoutError
-
-log = structlog.get_logger("brownout.runner")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    lease_s: float = 30.0
-    view: LiveView | None = None  # None: no live view (tests, --quiet)
 
 
 class _Stopped(Exception):
@@ -53,24 +43,6 @@ class _Stopped(Exception):
         self.outcome, self.reason = outcome, reason
 
 
-@dataclass
-class _Run:
-    experiment: Experiment
-    plan: Plan
-    options: RunOptions
-    checker: SteadyStateChecker
-    progress: Progress | None
-    events: list[TimelineEvent] = field(default_factory=list)
-    t0: float = field(default_factory=time.monotonic)  # run second 0, on the monotonic clock
-
-    def now(self) -> float:
-        return time.monotonic() - self.t0
-
-    def event(self, name: str, **detail: Any) -> None:
-        self.events.append(TimelineEvent(round(self.now(), 3), name, detail))
-        log.info(name, **detail)
-
-
 async def run_experiment(experiment: Experiment, options: RunOptions = RunOptions()) -> RunReport:
     """Run ``experiment`` to the end and return its report; never leaves a fault behind."""
     started = datetime.now(UTC)
@@ -78,25 +50,25 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
     baseline_s = steady.baseline if steady.baseline is not None else 2 * steady.window
     plan = build_plan(experiment, lease=options.lease_s, baseline_s=baseline_s)
     checker = SteadyStateChecker(steady, experiment.abort_when)
-    progress = Progress(options.view, plan.total_s) if options.view is not None else None
-    run = _Run(experiment, plan, options, checker, progress)
+    run = RunContext(experiment, plan, options, checker, None)
+    if options.view is not None:
+        run.progress = Progress(options.view, plan.total_s, clock=run.now)
     outcome, reason, recovery, extra = Outcome.COULD_NOT_RUN, "", None, {}
     try:
         async with plan.clients(), aiohttp.ClientSession() as session:
             try:
                 await check_target(session, experiment.target.url)
                 await check_proxies(experiment, plan.admin_clients)
+                run.t0 = time.monotonic()  # run second 0: the load starts now, whatever preflight took
                 run.event("preflight_passed")
                 stress = isinstance(plan.body_shape, StressShape)
                 if stress:
-                    from brownout.runner.stress import run_stress
-
                     extra = await run_stress(run, session)
                 else:
                     await _baseline(run, session, baseline_s)
                     await _method(run, session, baseline_s)
                 if not stress and (plan.timeline.faults or plan.timeline.actions):
-                    recovery = checker.recovery(baseline_s + plan.timeline.faults_end, experiment.recovery.within)
+                    recovery = checker.recovery(run.method_at + plan.timeline.faults_end, experiment.recovery.within)
                 checks = checker.checks(recovery)
                 outcome = decide_outcome(checks, aborted=False, recovery=recovery)
                 reason = _reason(outcome, checker, recovery)
@@ -112,8 +84,8 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
                 if problems:
                     reason = (reason + "; " if reason else "") + "; ".join(problems)
     finally:
-        if progress is not None:
-            progress.close()
+        if run.progress is not None:
+            run.progress.close()
     return RunReport(
         experiment=experiment, outcome=outcome, reason=reason, started_at=started, ended_at=datetime.now(UTC),
         timeline=run.events, windows=checker.results, phases=checker.phase_results(),
@@ -133,18 +105,23 @@ def _reason(outcome: Outcome, checker: SteadyStateChecker, recovery: Any) -> str
     return str(outcome)
 
 
-async def _load(run: _Run, session: aiohttp.ClientSession, shape: Shape, offset: float,
+async def _load(run: RunContext, session: aiohttp.ClientSession, shape: Shape, offset: float,
                 phase_of: Callable[[float, float], str], stop: asyncio.Event, *, baseline: bool) -> None:
     """Run ``shape`` from run second ``offset``, feeding the checker, closing windows as they end."""
     exp = run.experiment
     keep_bodies = exp.steady_state.predictions is not None
-    payloads = _payloads(exp)
+    payloads = payload_source(exp)
 
     def on_record(record: RequestRecord) -> None:
         shifted = dataclasses.replace(record, scheduled_at=record.scheduled_at + offset)
         run.checker.feed(shifted)
         if run.progress is not None:
             run.progress.record(shifted)
+
+    def on_in_flight(t: float, in_flight: int) -> None:
+        run.checker.observe_in_flight(t + offset, in_flight)
+        if run.progress is not None:
+            run.progress.in_flight = in_flight
 
     start_gap = offset - run.now()
     if start_gap > 0:
@@ -154,7 +131,7 @@ async def _load(run: _Run, session: aiohttp.ClientSession, shape: Shape, offset:
         run.progress.rate_target = shape.rate_at(0)
     load = asyncio.ensure_future(run_load(
         exp.target.url, shape, payloads, connections=exp.load.connections, request_timeout=exp.load.timeout,
-        keep_bodies=keep_bodies, on_record=on_record, stop=stop,
+        keep_bodies=keep_bodies, on_record=on_record, stop=stop, on_in_flight=on_in_flight,
     ))
     prober = start_probes(exp, session, run.now, run.checker, stop)
     try:
@@ -175,7 +152,7 @@ async def _load(run: _Run, session: aiohttp.ClientSession, shape: Shape, offset:
                                       faults_of=run.plan.timeline.active_between), stop, baseline=baseline)
 
 
-def _close(run: _Run, results: Sequence[WindowResult], stop: asyncio.Event, *, baseline: bool = False) -> None:
+def _close(run: RunContext, results: Sequence[WindowResult], stop: asyncio.Event, *, baseline: bool = False) -> None:
     for result in results:
         if run.progress is not None:
             run.progress.window(result)
@@ -185,13 +162,7 @@ def _close(run: _Run, results: Sequence[WindowResult], stop: asyncio.Event, *, b
             raise _Stopped(Outcome.ABORTED, "abort_when: " + "; ".join(v.message() for v in result.abort))
 
 
-def _payloads(exp: Experiment) -> PayloadSource | None:
-    if exp.load.payloads is None:
-        return None
-    return PayloadSource.from_file(exp.load.payloads, exp.load.edge_case_mix(), seed=exp.seed)
-
-
-async def _baseline(run: _Run, session: aiohttp.ClientSession, seconds: float) -> None:
+async def _baseline(run: RunContext, session: aiohttp.ClientSession, seconds: float) -> None:
     run.event("baseline_started", seconds=seconds)
     await _load(run, session, baseline_shape(run.plan.body_shape, seconds), 0.0, lambda s, e: BASELINE,
                 asyncio.Event(), baseline=True)
@@ -201,13 +172,17 @@ async def _baseline(run: _Run, session: aiohttp.ClientSession, seconds: float) -
     run.event("baseline_held")
 
 
-async def _method(run: _Run, session: aiohttp.ClientSession, method_at: float) -> None:
-    plan, exp = run.plan, run.experiment
+async def _method(run: RunContext, session: aiohttp.ClientSession, baseline_s: float) -> None:
+    plan = run.plan
     timeline = plan.timeline
+    # The baseline's last answers (and its judgement) may take the method past its planned
+    # start: faults and load then start together, late, and the run's end moves with them.
+    method_at = run.method_at = max(baseline_s, run.now())
+    if run.progress is not None:
+        run.progress.total_s = plan.total_s + (method_at - baseline_s)
     faults_end = method_at + timeline.faults_end
     has_faults = bool(timeline.faults or timeline.actions)
-    tail = max(0.0, faults_end + exp.recovery.within + exp.steady_state.window - (method_at + plan.body_shape.duration)) if has_faults else 0.0
-    shape = HeldTail(plan.body_shape, tail)
+    shape = HeldTail(plan.body_shape, plan.tail_s)
 
     def phase_of(start: float, end: float) -> str:
         if has_faults and start >= faults_end:
@@ -228,7 +203,7 @@ async def _method(run: _Run, session: aiohttp.ClientSession, method_at: float) -
         await asyncio.gather(player, watcher, return_exceptions=True)
 
 
-async def _watch_faults(run: _Run) -> None:
+async def _watch_faults(run: RunContext) -> None:
     """Keep the live view fresh: active faults, 4 times a second."""
     while True:
         if run.progress is not None:

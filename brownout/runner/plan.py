@@ -10,7 +10,8 @@ from typing import Any
 
 from brownout.admin_client import AdminClient
 from brownout.experiment.model import Experiment, FaultStep
-from brownout.load.shapes import AnyShape
+from brownout.load.shapes import AnyShape, StressShape
+from brownout.runner.shape import recovery_tail
 from brownout.runner.sinks import AdminSink, ToxiproxySink
 from brownout.runner.timeline import FaultSink, PlannedAction, PlannedFault, Timeline
 from brownout.targets import build_target
@@ -24,10 +25,18 @@ class Plan:
     baseline_s: float
     admin_clients: dict[int, AdminClient] = field(default_factory=dict)
     _closers: list[Any] = field(default_factory=list)
+    tail_s: float = 0.0  # the method's load held past its shape while recovery is watched
+
+    @property
+    def method_s(self) -> float:
+        return self.body_shape.duration + self.tail_s
 
     @property
     def total_s(self) -> float:
-        return self.baseline_s + self.body_shape.duration
+        """The run's planned length: baseline, method and recovery watch (stress: both searches at most)."""
+        if isinstance(self.body_shape, StressShape):
+            return 2 * self.body_shape.duration
+        return self.baseline_s + self.method_s
 
     @contextlib.asynccontextmanager
     async def clients(self) -> AsyncIterator[None]:
@@ -71,6 +80,10 @@ def build_plan(experiment: Experiment, *, lease: float, baseline_s: float) -> Pl
     ]
     shape = experiment.load.to_shape()
     timeline = Timeline(faults=faults, actions=actions, method_s=shape.duration, lease=lease)
-    plan = Plan(run_id, shape, timeline, baseline_s, admin_clients)
+    tail = 0.0
+    if faults or actions:
+        tail = recovery_tail(shape.duration, timeline.faults_end, experiment.recovery.within,
+                             experiment.steady_state.window)
+    plan = Plan(run_id, shape, timeline, baseline_s, admin_clients, tail_s=tail)
     plan._closers = closers
     return plan

@@ -33,6 +33,12 @@ class HeldTail:
         return (*segments, Segment(end, end + self.tail_s, final, final))
 
 
+def recovery_tail(body_s: float, faults_end: float, within: float, window: float) -> float:
+    """Seconds the method's load is held past its shape so that recovery can be judged: until one
+    full window after the recovery deadline (``faults_end`` + ``within``, method-relative)."""
+    return max(0.0, faults_end + within + window - body_s)
+
+
 def baseline_shape(body: Shape, seconds: float) -> ConstantShape:
     """The baseline runs at the rate the method starts with."""
     return ConstantShape(rate=max(body.rate_at(0.0), 1.0), duration=seconds)

@@ -1,41 +1,33 @@
-"""Stress to failure: the breaking point without faults, then with the method's faults active."""
+"""Stress to failure: the breaking point without faults, then with the method's faults active.
+
+Each step is judged by the experiment's ``steady_state.sla``, every bound of it, through the
+same evaluation as a run's windows (``brownout.load.stress``).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
 from brownout.load.shapes import StressShape
-from brownout.load.stress import BreakingPoint, Sla, StepResult, find_breaking_point, load_step_runner
-
-if TYPE_CHECKING:
-    from brownout.runner.engine import _Run
+from brownout.load.stress import StepResult, describe_breach, find_breaking_point, load_step_runner
+from brownout.runner.context import RunContext, payload_source
 
 
-def _as_json(point: BreakingPoint) -> dict[str, Any]:
-    return {
-        "held_rate": point.held_rate, "broke_rate": point.broke_rate,
-        "breach": str(point.breach) if point.breach is not None else None, "describe": point.describe(),
-        "steps": [{"rate": s.rate, "held": s.held, "p99_ms": s.stats.p99_ms, "error_rate": s.stats.error_rate,
-                   "breach": str(s.breach) if s.breach else None} for s in point.steps],
-    }
-
-
-async def run_stress(run: _Run, session: aiohttp.ClientSession) -> dict[str, Any]:
+async def run_stress(run: RunContext, session: aiohttp.ClientSession) -> dict[str, Any]:
     exp = run.experiment
     shape = run.plan.body_shape
     assert isinstance(shape, StressShape)
-    sla = Sla(latency_p99_ms=exp.steady_state.sla.latency_p99_ms, error_rate=exp.steady_state.sla.error_rate)
-    from brownout.runner.engine import _payloads
-
-    run_step = load_step_runner(exp.target.url, _payloads(exp), connections=exp.load.connections,
-                                request_timeout=exp.load.timeout)
+    sla = exp.steady_state.sla
+    run_step = load_step_runner(exp.target.url, payload_source(exp), connections=exp.load.connections,
+                                request_timeout=exp.load.timeout, window_s=exp.steady_state.window)
 
     def step_done(label: str) -> Any:
         def on_step(step: StepResult) -> None:
             run.event("stress_step", faults=label, rate=step.rate, held=step.held,
-                      p99_ms=step.stats.p99_ms, error_rate=step.stats.error_rate)
+                      p99_ms=step.stats.p99_ms, error_rate=step.stats.error_rate,
+                      breach=describe_breach(step.breach) if step.breach is not None else None)
         return on_step
 
     run.event("stress_without_faults")
@@ -44,5 +36,5 @@ async def run_stress(run: _Run, session: aiohttp.ClientSession) -> dict[str, Any
     async with run.plan.timeline.all_active(run.t0):
         with_faults = await find_breaking_point(shape, sla, run_step, on_step=step_done("method"))
     ratio = (with_faults.held_rate or 0.0) / without.held_rate if without.held_rate else None
-    return {"stress": {"without_faults": _as_json(without), "with_faults": _as_json(with_faults),
+    return {"stress": {"without_faults": without.as_dict(), "with_faults": with_faults.as_dict(),
                        "capacity_under_fault": ratio}}

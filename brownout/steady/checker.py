@@ -51,7 +51,7 @@ from brownout.steady.verdicts import (
     evaluate_sla,
     evaluate_streams,
 )
-from brownout.steady.windows import WindowAccumulator, WindowGrid, WindowStats
+from brownout.windows import WindowAccumulator, WindowGrid, WindowStats
 from faults.jsonpath import compile_path
 
 STREAM_POOL = 5000  # a phase keeps its most recent probed streams for its summary
@@ -173,6 +173,9 @@ class SteadyStateChecker:
         if index < self._next:
             self.late += 1
             return None
+        return self._slot(index)
+
+    def _slot(self, index: int) -> tuple[WindowAccumulator, _Quality]:
         if index not in self._open:
             self._open[index] = (WindowAccumulator(index, *self.grid.bounds(index)), _Quality())
         return self._open[index]
@@ -186,6 +189,12 @@ class SteadyStateChecker:
         if (self._predictions is not None and record.edge_case is None and 200 <= record.status < 300
                 and record.body is not None):
             slot[1].add(self._invariants.check(record.body))
+
+    def observe_in_flight(self, t: float, in_flight: int) -> None:
+        """The load generator's requests on the wire at run second ``t`` (a window keeps the most)."""
+        index = self.grid.index_of(t)
+        if index >= self._next:  # a closed window's sample is dropped: a sample, not a late record
+            self._slot(index)[0].observe_in_flight(in_flight)
 
     def feed_probe(self, probe: ProbeResult) -> ProbeOutcome | None:
         if self._score is None or self._predictions is None:

@@ -32,10 +32,51 @@ import aiohttp
 from brownout.experiment.model import StreamSla
 from brownout.steady.probing import probe_until
 from brownout.steady.quality import quantile
-from brownout.steady.sse import SseEvent, SseParser
+from faults.sse import EventSplitter, SseEvent, parse
 
 _BAD_TEXT = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MAX_ERROR_BODY = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class TimedEvent:
+    """An event parsed by ``faults.sse`` and the time the read that completed it arrived:
+    what TTFT and inter-token latency are measured from."""
+
+    at: float
+    event: SseEvent
+
+    @property
+    def data(self) -> str:
+        return self.event.data or ""
+
+    @property
+    def name(self) -> str:
+        return self.event.event or "message"
+
+
+class TimedEvents:
+    """``faults.sse``'s splitter (the one SSE parser), stamping each event with its read's time.
+
+    Events without ``data`` (comments, keep-alives, blank lines) are not dispatched, as the
+    WHATWG rules say. At the end of the stream a trailing CR still ends its line; an event
+    never closed by a blank line is dropped.
+    """
+
+    def __init__(self) -> None:
+        self._splitter = EventSplitter()
+
+    def feed(self, chunk: bytes, at: float) -> list[TimedEvent]:
+        return self._stamp(self._splitter.feed(chunk), at)
+
+    def close(self, at: float) -> list[TimedEvent]:
+        tail = self._splitter.tail()
+        return self._stamp(EventSplitter().feed(tail + b"\n"), at) if tail.endswith(b"\r") else []
+
+    @staticmethod
+    def _stamp(raws: list[bytes], at: float) -> list[TimedEvent]:
+        events = (parse(raw) for raw in raws)
+        return [TimedEvent(at, e) for e in events if e.data is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +117,7 @@ class StreamSample:
                 "problems": list(self.problems)}
 
 
-def analyse(events: Sequence[SseEvent], *, at: float, sent: float, ended: float, status: int = 200,
+def analyse(events: Sequence[TimedEvent], *, at: float, sent: float, ended: float, status: int = 200,
             content_type: str = "text/event-stream", error: str | None = None,
             expect: re.Pattern[str] | None = None) -> StreamSample:
     """Judge a stream from its timestamped events (``sent``/``ended`` on the events' clock)."""
@@ -100,7 +141,7 @@ def analyse(events: Sequence[SseEvent], *, at: float, sent: float, ended: float,
         if ev.data.strip() == "[DONE]":
             done_at = ev.at
             continue
-        if ev.event == "error":
+        if ev.name == "error":
             problems.append(f"error event: {ev.data[:120]}")
             continue
         try:
@@ -228,7 +269,7 @@ class StreamProber:
 
     async def probe_once(self) -> StreamSample:
         at = self.clock()
-        parser, events = SseParser(), []
+        parser, events = TimedEvents(), []
         status, content_type, error = 0, "", None
         sent = time.perf_counter()
         try:

@@ -4,6 +4,14 @@ A verdict names the window, the SLI, the bound, the value and the faults active 
 check gathers a phase's verdicts for one SLI; it fails when any of them failed (in the
 recovery phase, only windows that end after the recovery deadline count). Checks become JUnit test
 cases; the outcome of a run follows from them.
+
+No data (``brownout.windows``: a window with nothing sent has no latency or error rate):
+an SLA bound on a traffic SLI whose value is None gives a verdict with ``value`` None and
+``no_data`` set. It does not fail the window, and it does not count as held either: checks
+count such windows apart, a check with data in none of its windows says so (JUnit: skipped).
+Quality SLIs (agreement, PSI, precision, ...) and stream SLIs without data give no verdict:
+they have their own minimum sample sizes, and most windows have no probe result of each.
+Safeguards (``abort_when``) only ever fire on data.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from brownout.experiment.model import AbortWhen, Predictions, Sla, StreamSla
 from brownout.steady.invariants import MODEL_VERSION, NON_FINITE, SCHEMA, SHAPE
 from brownout.steady.quality import QualityStats
 from brownout.steady.streams import StreamStats
-from brownout.steady.windows import WindowStats
+from brownout.windows import WindowStats
 
 Comparison = Literal["<=", ">="]
 
@@ -42,13 +50,17 @@ class Verdict:
     active_faults: tuple[str, ...] = ()
 
     @property
+    def no_data(self) -> bool:
+        return self.value is None
+
+    @property
     def window(self) -> str:
         span = f"{self.window_start:g}s–{self.window_end:g}s"
         return f"window {self.window_index} ({span})" if self.window_index is not None else f"{self.phase} ({span})"
 
     def message(self) -> str:
         """``window 7 (35s–40s, method): latency_p99_ms = 412.3, bound <= 250: violated; faults active: …``"""
-        state = "ok" if self.ok else "violated"
+        state = "no data" if self.no_data else "ok" if self.ok else "violated"
         faults = ", ".join(self.active_faults) if self.active_faults else "none"
         where = self.window.replace(")", f", {self.phase})", 1) if self.window_index is not None else self.window
         return (f"{where}: {self.sli} = {_fmt(self.value)}, bound {self.comparison} {self.bound:g}: {state}; "
@@ -58,7 +70,7 @@ class Verdict:
         return {
             "phase": self.phase, "window": self.window_index, "start": self.window_start,
             "end": self.window_end, "sli": self.sli, "comparison": self.comparison, "bound": self.bound,
-            "value": self.value, "ok": self.ok, "active_faults": list(self.active_faults),
+            "value": self.value, "ok": self.ok, "no_data": self.no_data, "active_faults": list(self.active_faults),
             "message": self.message(),
         }
 
@@ -105,10 +117,13 @@ ABORT_SLIS: tuple[Sli, ...] = (
 
 
 def _judge(sli: Sli, bound: float, stats: WindowStats, quality: QualityStats, phase: str,
-           faults: Sequence[str], window: int | None) -> Verdict | None:
+           faults: Sequence[str], window: int | None, *, no_data_verdict: bool = False) -> Verdict | None:
     value = sli.value(stats, quality)
     if value is None:
-        return None  # no data for this SLI in this window (no requests, no probes, ...)
+        if not no_data_verdict:
+            return None
+        return Verdict(phase, window, stats.start, stats.end, sli.name, bound, None, True, sli.comparison,
+                       tuple(faults))
     ok = value <= bound + 1e-12 if sli.comparison == "<=" else value >= bound - 1e-12
     return Verdict(phase, window, stats.start, stats.end, sli.name, bound, value, ok, sli.comparison, tuple(faults))
 
@@ -119,7 +134,8 @@ def evaluate_sla(stats: WindowStats, quality: QualityStats, sla: Sla, prediction
     out: list[Verdict] = []
     for sli in SLA_SLIS:
         bound = getattr(sla, sli.bound_key)
-        if bound is not None and (v := _judge(sli, bound, stats, quality, phase, active_faults, window)):
+        if bound is not None and (v := _judge(sli, bound, stats, quality, phase, active_faults, window,
+                                              no_data_verdict=True)):
             out.append(v)
     if predictions is not None:
         bound = predictions.max_invalid_rate
@@ -203,24 +219,34 @@ class Check:
     bound: float
     windows: int
     failures: tuple[Verdict, ...]
+    no_data: int = 0  # windows without data for this SLI (neither failed nor held)
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
     @property
+    def judged(self) -> bool:
+        """False when no window had data: the check says nothing either way."""
+        return self.no_data < self.windows
+
+    @property
     def name(self) -> str:
         return f"{self.phase}: {self.sli} {self.comparison} {self.bound:g}"
 
     def message(self) -> str:
+        missing = f"; no data in {self.no_data}" if self.no_data else ""
+        if not self.judged:
+            return f"{self.name}: no data in any of {self.windows} window(s)"
         if self.ok:
-            return f"{self.name}: held in {self.windows} window(s)"
+            return f"{self.name}: held in {self.windows - self.no_data} window(s){missing}"
         worst = self.failures[0]
-        return f"{self.name}: violated in {len(self.failures)} of {self.windows} window(s); first: {worst.message()}"
+        return (f"{self.name}: violated in {len(self.failures)} of {self.windows} window(s){missing}; "
+                f"first: {worst.message()}")
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "phase": self.phase, "sli": self.sli, "comparison": self.comparison,
-                "bound": self.bound, "windows": self.windows, "ok": self.ok,
+                "bound": self.bound, "windows": self.windows, "no_data": self.no_data, "ok": self.ok,
                 "failures": [f.as_dict() for f in self.failures], "message": self.message()}
 
 
@@ -237,7 +263,8 @@ def build_checks(verdicts: Sequence[Verdict], recovery: RecoveryResult | None = 
         if phase == RECOVERY and recovery is not None:
             counted = [v for v in vs if v.window_end > recovery.deadline + 1e-9]
         failures = tuple(v for v in counted if not v.ok)
-        checks.append(Check(phase, sli, vs[0].comparison, vs[0].bound, len(vs), failures))
+        checks.append(Check(phase, sli, vs[0].comparison, vs[0].bound, len(vs), failures,
+                            sum(v.no_data for v in vs)))
     return checks
 
 

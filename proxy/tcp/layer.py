@@ -267,7 +267,7 @@ class TcpLayer:
         known = toxic_class(toxic_type).from_attributes(None).attributes()
         for key in params:
             if key not in known:
-                raise InvalidInput(f"unknown parameter; {toxic_type} takes {', '.join(sorted(known)) or 'none'}, "
+                raise InvalidInput(f"unknown key; {toxic_type} takes {', '.join(sorted(known)) or 'none'}, "
                                    "stream, toxicity", f"params.{key}")
         if not isinstance(stream, str):
             raise InvalidInput(STREAM_ERROR, "params.stream")

@@ -183,6 +183,19 @@ def test_load_shape_rules_of_the_load_generator_apply(tmp_path: Path) -> None:
     assert error.field == "load.hold" and error.line == 16
 
 
+def test_a_stress_run_needs_a_bound_to_break(tmp_path: Path) -> None:
+    doc = {"version": 1, "title": "stress", "target": {"url": "http://127.0.0.1:9/"},
+           "load": {"shape": "stress", "from": 10, "step": 10, "step_duration": "1s", "max": 50},
+           "steady_state": {"sla": {}}}
+    path = tmp_path / "stress.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    [error] = errors_of(path, env={})
+    assert error.field == "steady_state.sla" and error.message.startswith("stress needs an SLA to break")
+    doc["steady_state"]["sla"] = {"min_throughput": 5}  # any bound of the SLA will do
+    path.write_text(yaml.safe_dump(doc))
+    assert load_experiment(path, env={}).steady_state.sla.min_throughput == 5
+
+
 def test_schema_is_json_schema_with_the_top_level_keys() -> None:
     schema = experiment_json_schema()
     json.dumps(schema)  # serialisable

@@ -17,6 +17,7 @@ from brownout.records import RequestRecord
 from brownout.report import (
     JOURNAL_SCHEMA_VERSION, Injection, RunReport, TimelineEvent, read_journal, render_summary, write_reports,
 )
+from brownout.report.html import render_html_from_journal
 from brownout.steady.checker import SteadyStateChecker
 from brownout.steady.verdicts import decide_outcome
 from faults.errors import Conflict, InvalidInput, InvalidInputs, NotFound, Unreachable
@@ -138,3 +139,30 @@ def test_exit_codes_for_outcomes_are_exactly_the_design() -> None:
         "held": 0, "deviated": 1, "aborted": 2, "baseline_failed": 2, "invalid": 3, "could_not_run": 4,
         "interrupted": 130,
     }
+
+
+def test_a_check_without_data_is_skipped_in_junit_and_named_in_the_summary(tmp_path: Path) -> None:
+    exp = load_experiment(GOOD, env={}, time_scale=0.2)
+    checker = SteadyStateChecker(exp.steady_state)
+    for i in range(100):
+        checker.feed(RequestRecord(i / 100, 0.02, 200, body=b'{"score": 0.1, "model_version": "7"}'))
+    checker.close_window(0, phase="baseline")
+    for w in (1, 2):  # nothing scheduled in these windows: their bounds have no data
+        checker.close_window(w, phase="method")
+    checks = checker.checks()
+    report = RunReport(exp, decide_outcome(checks, aborted=False), "", START, START + timedelta(seconds=3),
+                       windows=checker.results, phases=checker.phase_results(), checks=checks)
+    assert report.outcome is Outcome.HELD
+    root = ET.parse(write_reports(report, tmp_path)["junit"]).getroot()
+    skipped = {c.get("name"): c.find("skipped") for c in root.iter("testcase") if c.find("skipped") is not None}
+    assert "latency_p99_ms <= 250" in skipped and root.find("testsuite").get("skipped") == str(len(skipped))  # type: ignore[union-attr]
+    assert skipped["latency_p99_ms <= 250"].get("message") == "method: latency_p99_ms <= 250: no data in any of 2 window(s)"  # type: ignore[union-attr]
+    assert root.get("failures") == "0"
+    text = render_summary(report)
+    assert "without data" in text and "NO DATA method: latency_p99_ms <= 250: no data in any of 2 window(s)" in text
+    journal = read_journal(tmp_path / "journal.json")
+    method_p99 = next(c for c in journal["checks"] if c["name"] == "method: latency_p99_ms <= 250")
+    assert method_p99["no_data"] == 2 and method_p99["ok"] is True
+    assert all(v["no_data"] and v["value"] is None for v in journal["verdicts"] if v["phase"] == "method")
+    html = render_html_from_journal(journal)
+    assert "no data in any of 2 window(s)" in html and "✗ failed" not in html

@@ -1,4 +1,4 @@
-"""Steady state: windows, percentiles, PSI, golden agreement, labelled metrics, verdicts, checker."""
+"""Steady state (the window model itself: tests/load/test_windows.py): PSI, golden agreement, labelled metrics, verdicts, checker."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from brownout.steady.checker import SteadyStateChecker
 from brownout.steady.golden import GoldenCase, ProbeResult, agreement_rate, agrees, judge_probe, lenient_json, load_golden
 from brownout.steady.quality import brier, check_response, precision_recall, psi
 from brownout.steady.verdicts import Verdict, build_checks, decide_outcome
-from brownout.steady.windows import WindowAccumulator, WindowGrid
 from brownout.exit_codes import Outcome
 from faults.errors import InvalidInputs
 from faults.jsonpath import compile_path
@@ -24,39 +23,6 @@ from faults.jsonpath import compile_path
 def rec(t: float, latency_ms: float = 10.0, status: int = 200, body: dict | None = None, **kw: object) -> RequestRecord:
     raw = json.dumps(body).encode() if body is not None else None
     return RequestRecord(scheduled_at=t, latency_s=latency_ms / 1000, status=status, body=raw, **kw)  # type: ignore[arg-type]
-
-
-# -- windows -------------------------------------------------------------------------
-
-def test_grid_assigns_by_scheduled_time() -> None:
-    grid = WindowGrid(5.0)
-    assert [grid.index_of(t) for t in (0.0, 4.999, 5.0, 12.0)] == [0, 0, 1, 2]
-    assert grid.bounds(2) == (10.0, 15.0)
-
-
-def test_window_stats_counts_rates_and_percentiles() -> None:
-    acc = WindowAccumulator(0, 0.0, 2.0)
-    for i in range(1, 101):  # latencies 1..100 ms
-        acc.add(rec(i / 100, latency_ms=i))
-    acc.add(rec(1.0, status=503))
-    acc.add(rec(1.0, status=0, error="timeout", latency_ms=2000))
-    acc.add(rec(1.0, status=0, dropped=True))
-    acc.add(rec(1.0, status=404))
-    s = acc.stats()
-    assert (s.sent, s.errors, s.dropped, s.scheduled) == (103, 2, 1, 104)
-    assert s.error_rate == pytest.approx(2 / 103)
-    assert s.dropped_rate == pytest.approx(1 / 104)
-    assert s.throughput_rps == pytest.approx(101 / 2)
-    assert s.p50_ms == pytest.approx(51, rel=0.02)
-    assert s.p95_ms == pytest.approx(96, rel=0.02)
-    assert s.p99_ms == pytest.approx(100, rel=0.02)
-    assert s.max_ms == pytest.approx(2000, rel=0.01)
-    assert s.statuses == {"2xx": 100, "5xx": 1, "timeout": 1, "dropped": 1, "4xx": 1}
-
-
-def test_empty_window_has_no_latency_or_rates() -> None:
-    s = WindowAccumulator(3, 15.0, 20.0).stats()
-    assert (s.p99_ms, s.error_rate, s.dropped_rate, s.throughput_rps) == (None, None, None, 0.0)
 
 
 # -- PSI and labelled metrics -------------------------------------------------------
@@ -217,7 +183,32 @@ def test_close_due_closes_in_order_with_grace_including_empty_windows() -> None:
     closed = checker.close_due(3.5, grace=0.5, phase_of=lambda s, e: "baseline", faults_of=lambda s, e: [])
     assert [r.index for r in closed] == [0, 1, 2]
     assert closed[1].stats.sent == 0
-    assert [v.sli for v in closed[1].verdicts] == ["throughput_rps"]  # nothing arrived: 0 good answers/s
+    # Nothing was scheduled in it: every bound says "no data", none fails and none holds.
+    empty = closed[1].verdicts
+    assert [v.sli for v in empty] == ["latency_p99_ms", "error_rate", "throughput_rps"]
+    assert all(v.no_data and v.ok and v.value is None for v in empty) and closed[1].ok
+    assert empty[0].message() == ("window 1 (1s–2s, baseline): latency_p99_ms = n/a, bound <= 100: no data; "
+                                  "faults active: none")
+    checks = {c.sli: c for c in checker.checks()}
+    assert checks["latency_p99_ms"].ok and checks["latency_p99_ms"].no_data == 2
+    assert checks["latency_p99_ms"].message() == "baseline: latency_p99_ms <= 100: held in 1 window(s); no data in 2"
+
+
+def test_checker_keeps_the_most_in_flight_per_window() -> None:
+    checker = SteadyStateChecker(STEADY)
+    for t, n in ((0.1, 3), (0.5, 9), (0.9, 4), (1.2, 2)):
+        checker.observe_in_flight(t, n)
+    checker.feed(rec(0.5))
+    first = checker.close_window(0, phase="baseline")
+    checker.observe_in_flight(0.95, 50)  # window 0 is closed: the sample is dropped, nothing is late
+    assert first.stats.in_flight_max == 9 and checker.late == 0
+    assert checker.close_window(1, phase="baseline").stats.in_flight_max == 2
+
+
+def test_a_check_without_data_in_any_window_says_so() -> None:
+    checks = build_checks([Verdict("method", i, i, i + 1, "error_rate", 0.1, None, True) for i in range(3)])
+    assert checks[0].ok and not checks[0].judged
+    assert checks[0].message() == "method: error_rate <= 0.1: no data in any of 3 window(s)"
 
 
 def test_recovery_measures_time_to_recover() -> None:

@@ -41,7 +41,7 @@ def test_bad_params_name_the_field(params: dict, field: str) -> None:
 def test_unknown_param_says_so() -> None:
     with pytest.raises(InvalidInputs) as err:
         build_fault("latency", {"delay_ms": 1, "delay_sec": 1})
-    assert err.value.errors[0].message == "unknown parameter"
+    assert err.value.errors[0].message == "unknown key (did you mean 'delay_ms'?)"
 
 
 @pytest.mark.parametrize("distribution", ["fixed", "uniform", "normal"])

@@ -23,7 +23,8 @@ def test_constant_load_prints_a_summary_and_exits_0(server: str, capsys: pytest.
     assert args.handler is load.run and load.run(args) == 0
     out = capsys.readouterr().out
     assert "120 scheduled, 120 sent, 0 dropped" in out and "SLA       met" in out
-    assert "[0:01/0:01] rate" in out  # not a TTY: one plain line per window
+    # Not a TTY: one plain line per window, with that window's own figures.
+    assert "] window 0 (0s–1s): rate " in out and "] window 1 (1s–2s): rate " in out
 
 
 def test_violated_sla_exits_1_and_json_output(server: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,6 +32,8 @@ def test_violated_sla_exits_1_and_json_output(server: str, capsys: pytest.Captur
     assert load.run(args) == 1
     result = json.loads(capsys.readouterr().out)
     assert result["scheduled"] == 25 and result["sla_breaches"][0].startswith("latency_p99_ms")
+    assert result["total"]["error_rate"] == 0.0 and result["total"]["p99_ms"] > 10  # the derived rates too
+    assert [v["sli"] for v in result["sla_verdicts"]] == ["latency_p99_ms"] and not result["sla_verdicts"][0]["ok"]
 
 
 def test_invalid_input_exits_3_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
@@ -39,7 +42,7 @@ def test_invalid_input_exits_3_naming_the_flag(capsys: pytest.CaptureFixture[str
     assert load.run(_args("ftp://x/", "--rate", "10", "--duration", "1")) == 3
     assert load.run(_args("http://127.0.0.1:9/", "--shape", "stress", "--rate", "10", "--step", "5",
                           "--step-duration", "1", "--max", "20")) == 3
-    assert "needs --sla-p99" in capsys.readouterr().err
+    assert "--shape: stress needs an SLA" in capsys.readouterr().err
     assert load.run(_args("http://127.0.0.1:9/", "--rate", "1", "--duration", "1", "--edge-case", "bogus=0.1")) == 3
 
 
@@ -69,3 +72,13 @@ def test_brownout_load_as_users_run_it(server: str) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["scheduled"] == 200 and summary["dropped"] == 0
+
+
+def test_brownout_load_sla_flags_use_the_experiment_sla_and_its_wording(capsys: pytest.CaptureFixture[str]) -> None:
+    def run(*sla: str) -> str:
+        assert load.run(_args("http://127.0.0.1:9/", "--rate", "1", "--duration", "1", *sla)) == 3
+        return capsys.readouterr().err
+
+    assert "--sla latency_p99ms: unknown key (did you mean 'latency_p99_ms'?)" in run("--sla", "latency_p99ms=4")
+    assert "--sla error_rate: must be <= 1, got '2'" in run("--sla", "error_rate=2")
+    assert "--sla: expected KEY=VALUE, got 'p99'" in run("--sla", "p99")

@@ -1,4 +1,4 @@
-"""SSE framing, TTFT/ITL/E2EL from timestamped chunks, stream integrity, goodput, stream verdicts."""
+"""SSE framing (faults.sse, timestamped), TTFT/ITL/E2EL from timestamped chunks, stream integrity, goodput, stream verdicts."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 from brownout.experiment.model import SteadyState, Streams, StreamSla
 from brownout.steady.checker import SteadyStateChecker
-from brownout.steady.sse import SseEvent, SseParser
-from brownout.steady.streams import StreamSample, analyse, stream_stats
+from brownout.steady.streams import StreamSample, TimedEvent, TimedEvents, analyse, stream_stats
+from faults import sse
 
 
 def chunk(content: str | None = None, finish: str | None = None, cid: str = "c1", role: bool = False) -> str:
@@ -22,33 +22,56 @@ def chunk(content: str | None = None, finish: str | None = None, cid: str = "c1"
                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
 
-def stream(times_and_data: list[tuple[float, str]]) -> list[SseEvent]:
-    return [SseEvent(t, d) for t, d in times_and_data]
+def ev(at: float, data: str, name: str | None = None) -> TimedEvent:
+    return TimedEvent(at, sse.parse(sse.format_event(data, event=name)))
 
 
-def healthy(sent: float = 10.0) -> list[SseEvent]:
+def stream(times_and_data: list[tuple[float, str]]) -> list[TimedEvent]:
+    return [ev(t, d) for t, d in times_and_data]
+
+
+def seen(events: list[TimedEvent]) -> list[tuple[float, str, str]]:
+    return [(e.at, e.data, e.name) for e in events]
+
+
+def healthy(sent: float = 10.0) -> list[TimedEvent]:
     # role chunk at +5 ms (ignored for TTFT), tokens at +100, +110, +130, +160 ms, then finish and [DONE]
     return stream([(sent + 0.005, chunk(role=True)), (sent + 0.100, chunk("Hello")), (sent + 0.110, chunk(" big")),
                    (sent + 0.130, chunk(" wide")), (sent + 0.160, chunk(" world")),
                    (sent + 0.161, chunk(finish="stop")), (sent + 0.162, "[DONE]")])
 
 
-# -- SSE framing ---------------------------------------------------------------------
+# -- SSE framing: faults.sse's splitter and parser, stamped per read ------------------------
 
 def test_parser_buffers_by_line_across_reads_and_line_endings() -> None:
-    p = SseParser()
+    p = TimedEvents()
     assert p.feed(b"data: {\"a\"", 1.0) == []
     assert p.feed(b": 1}\n", 1.1) == []          # still no blank line: the event is not over
-    [first] = p.feed(b"\n: keep-alive\r\n\r\ndata:x\r", 1.2)
-    assert first == SseEvent(1.2, '{"a": 1}')       # stamped with the read that completed it
-    assert p.feed(b"\ndata: y\r\rdata: z\n\n", 1.3) == [SseEvent(1.3, "x\ny"), SseEvent(1.3, "z")]
+    first = p.feed(b"\n: keep-alive\r\n\r\ndata:x\r", 1.2)  # a comment block is not an event
+    assert seen(first) == [(1.2, '{"a": 1}', "message")]  # stamped with the read that completed it
+    # The CR at the end of the last read was half a CRLF: one line end, not a blank line.
+    assert seen(p.feed(b"\ndata: y\r\rdata: z\n\n", 1.3)) == [(1.3, "x\ny", "message"), (1.3, "z", "message")]
 
 
 def test_parser_fields_and_several_events_in_one_read() -> None:
-    p = SseParser()
+    p = TimedEvents()
     events = p.feed(b"event: error\ndata: {\"error\": 1}\nid: 7\nretry: 10\n\ndata: [DONE]\n\n", 2.0)
-    assert events == [SseEvent(2.0, '{"error": 1}', "error"), SseEvent(2.0, "[DONE]")]
+    assert seen(events) == [(2.0, '{"error": 1}', "error"), (2.0, "[DONE]", "message")]
     assert p.feed(b"data: cut", 3.0) == [] and p.close(3.1) == []  # no blank line: never dispatched
+
+
+def test_parser_one_space_after_the_colon_and_events_without_data() -> None:
+    p = TimedEvents()
+    events = p.feed(b"data:  two spaces\n\nevent: ping\n\n\n\ndata:\n\n", 4.0)
+    assert seen(events) == [(4.0, " two spaces", "message"), (4.0, "", "message")]  # an event with no data is not one
+
+
+def test_a_cr_ending_the_stream_still_ends_its_line() -> None:
+    p = TimedEvents()
+    assert p.feed(b"data: last\r\r", 5.0) == []  # the final CR could have been half a CRLF
+    assert seen(p.close(5.5)) == [(5.5, "last", "message")]
+    q = TimedEvents()
+    assert q.feed(b"data: open\r", 6.0) == [] and q.close(6.5) == []  # its line ended, its event did not
 
 
 # -- timings ------------------------------------------------------------------------
@@ -65,7 +88,7 @@ def test_ttft_itl_e2el_from_timestamped_chunks() -> None:
 
 # -- integrity -------------------------------------------------------------------------
 
-def problems(events: list[SseEvent], **kw: Any) -> tuple[str, ...]:
+def problems(events: list[TimedEvent], **kw: Any) -> tuple[str, ...]:
     return analyse(events, at=0.0, sent=10.0, ended=11.0, **kw).problems
 
 
@@ -78,15 +101,15 @@ def test_cut_stream_without_done_is_a_failure() -> None:
 
 def test_other_integrity_failures() -> None:
     events = healthy()
-    twice = events[:-1] + [SseEvent(10.2, chunk(finish="stop")), events[-1]]
+    twice = events[:-1] + [ev(10.2, chunk(finish="stop")), events[-1]]
     assert problems(twice) == ("2 finish_reasons for one choice",)
-    error = events[:3] + [SseEvent(10.2, json.dumps({"error": {"message": "overloaded"}}))] + events[3:]
+    error = events[:3] + [ev(10.2, json.dumps({"error": {"message": "overloaded"}}))] + events[3:]
     assert problems(error) == ('error event: {"message": "overloaded"}',)
-    crossed = events[:2] + [SseEvent(10.11, chunk(" big", cid="other"))] + events[3:]
+    crossed = events[:2] + [ev(10.11, chunk(" big", cid="other"))] + events[3:]
     assert problems(crossed) == ("chunk ids differ (2 ids in one stream)",)
-    after = events + [SseEvent(10.3, chunk("late"))]
+    after = events + [ev(10.3, chunk("late"))]
     assert problems(after) == ("1 event(s) after [DONE]",)
-    garbled = events[:2] + [SseEvent(10.11, chunk(" b\ufffdg")), SseEvent(10.12, "{not json")] + events[3:]
+    garbled = events[:2] + [ev(10.11, chunk(" b\ufffdg")), ev(10.12, "{not json")] + events[3:]
     assert problems(garbled) == ("1 malformed chunk(s)", "1 chunk(s) with invalid token text")
     assert problems(events, expect=re.compile(r"world$")) == ()
     assert problems(events, expect=re.compile(r"^Goodbye")) == ("text does not match '^Goodbye'",)

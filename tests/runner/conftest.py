@@ -38,7 +38,8 @@ class Stage:
             "load": {"shape": "constant", "rate": 40, "duration": "4s", "payloads": "payloads.jsonl", "timeout": "2s"},
             "steady_state": {
                 "window": "1s",
-                "sla": {"latency_p99_ms": 120, "error_rate": 0.05},
+                # Generous: a 1 ms server on a busy 2-CPU machine has seen a 126 ms p99; faults add 300 ms.
+                "sla": {"latency_p99_ms": 250, "error_rate": 0.05},
                 "predictions": {"golden": "golden.jsonl", "score": "$.score", "tolerance": 0.0001,
                                 "min_agreement": 0.95, "probe_interval": "50ms"},
             },
