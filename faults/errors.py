@@ -70,6 +70,3 @@ class Unauthorized(BrownoutError):
 class Unreachable(BrownoutError):
     """A target, proxy or upstream could not be reached."""
 
-
-class FaultAborted(BrownoutError):
-    """Raised inside a body stream by a fault to reset the client connection."""
