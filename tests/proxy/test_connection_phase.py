@@ -58,7 +58,11 @@ def _recv_outcome(sock: socket.socket) -> bytes | BaseException:
 
 
 def _connection_reset_without_sending(address: str) -> bytes | BaseException:
-    with _connect(address) as sock:
+    try:
+        sock = _connect(address)
+    except ConnectionResetError as exc:  # so fast that connect() already saw the RST
+        return exc
+    with sock:
         return _recv_outcome(sock)
 
 
