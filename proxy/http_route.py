@@ -19,16 +19,17 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 
-from faults import AbortExchange, BodyEdit, ExchangeData, Hook, Reset, Respond
+from faults import AbortExchange, BodyEdit, ExchangeData, Hook, Respond
 from proxy import h1
 from proxy.config import RouteConfig
 from proxy.forward_headers import Outgoing, response_headers, upstream_request_headers
 from proxy.h1_server import ClientBodyBroken, ClientConnection, IncomingRequest
+from proxy.http_admission import RESET_STATUS, ConnectionGate, abort
 from proxy.injection import Injection
 from proxy.leases import ActiveFault, FaultStore, path_filter
 from proxy.metrics import ProxyMetrics
@@ -45,11 +46,7 @@ log = structlog.get_logger("brownout.proxy")
 
 _NOT_READ: Any = object()
 _MEASURE_MAX = 8 * 1024 * 1024  # rewritten bodies up to this size get an exact Content-Length
-_CLIENT_IDLE_S = 75.0  # keep-alive client connections idle this long are closed
-_UPSTREAM_IDLE_S = 15.0  # pooled upstream connections likewise
-_SWEEP_S = 5.0  # how often idle connections and stalled heads are looked for (at most)
-_RESET = 499  # counted status of a request answered by closing the connection
-_REFUSAL_LOG_S = 1.0  # refused connections are logged at most this often (with a count)
+_UPSTREAM_IDLE_S = 15.0  # pooled upstream connections idle this long are closed
 
 
 class HttpRoute:
@@ -71,9 +68,9 @@ class HttpRoute:
         self._faults: tuple[ActiveFault, ...] = ()
         self._needs_body = False
         self._paths: re.Pattern[str] | None = None
-        self._refused = 0  # connections refused over max_connections since the last log event
-        self._refusal_logged = 0.0
         self.observers: list[ExchangeObserver] = []  # told of every effect and exchange (recording, tracing)
+        self._gate = ConnectionGate(config, store, metrics, self._connections, self.observers,
+                                    fault_header=fault_header, id_prefix=self._id_prefix)
         self.bound: tuple[str, int] | None = None
 
     # -- lifecycle
@@ -81,10 +78,10 @@ class HttpRoute:
     async def start(self) -> None:
         address = self.config.address
         self._listener = await asyncio.get_running_loop().create_server(
-            lambda: ClientConnection(self.handle, self._connections, self._accept), address.host, address.port,
+            lambda: ClientConnection(self.handle, self._connections, self._gate.accept), address.host, address.port,
             reuse_address=True, backlog=1024)
         self.bound = self._listener.sockets[0].getsockname()[:2]
-        self._housekeeping = asyncio.create_task(self._close_idle_connections())
+        self._housekeeping = asyncio.create_task(self._housekeeping_loop())
 
     def stop_accepting(self) -> None:
         if self._listener is not None:
@@ -105,68 +102,17 @@ class HttpRoute:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
 
-    async def _close_idle_connections(self) -> None:
-        loop = asyncio.get_running_loop()
-        header_timeout = self.config.header_timeout
+    async def _housekeeping_loop(self) -> None:
         while True:
-            await asyncio.sleep(min(_SWEEP_S, header_timeout / 4))
-            idle_cutoff = time.monotonic() - _CLIENT_IDLE_S
-            head_cutoff = loop.time() - header_timeout
-            for connection in [c for c in self._connections if not c.busy]:
-                if connection.head_since is not None and connection.head_since < head_cutoff:
-                    connection.refuse(_json_response(408, {
-                        "error": f"request head not complete within {header_timeout:g}s", "route": self.name}))
-                elif connection.idle_since < idle_cutoff:
-                    connection.close()
+            await asyncio.sleep(self._gate.sweep_interval)
+            self._gate.sweep()
             self._pool.close_idle(_UPSTREAM_IDLE_S)
-
-    # -- accepting a connection (before its first request is read)
-
-    def _accept(self, client: ClientConnection) -> Awaitable[None] | None:
-        if len(self._connections) > self.config.max_connections:
-            self._refuse_over_limit(client)
-            return None
-        faults = self._store.for_connections(self.name)
-        return self._connection_faults(client, faults) if faults else None
-
-    def _refuse_over_limit(self, client: ClientConnection) -> None:
-        limit = self.config.max_connections
-        client.refuse(_json_response(503, {"error": f"route {self.name!r} is at its limit of {limit} open connections",
-                                           "route": self.name, "max_connections": limit}))
-        self._refused += 1
-        now = time.monotonic()
-        if now - self._refusal_logged >= _REFUSAL_LOG_S:
-            log.warning("connections_refused", route=self.name, max_connections=limit, refused=self._refused)
-            self._refused, self._refusal_logged = 0, now
-
-    async def _connection_faults(self, client: ClientConnection, faults: tuple[ActiveFault, ...]) -> None:
-        selected = tuple(f for f in faults if f.decide_connection())
-        if not selected:
-            return
-        data = ExchangeData(route=self.name, request_id=f"{self._id_prefix}-c{next(self._ids)}", method="", path="",
-                            client=client.client, now=time.monotonic)
-        injection = Injection(selected, data, self._metrics)
-        status = 0  # (served on: the connection's requests are counted as they come)
-        try:
-            outcome = await injection.run(Hook.ON_CONNECTION)
-            if isinstance(outcome, Respond):
-                headers = [(k.encode("latin-1"), h1.encode_value(v)) for k, v in outcome.headers
-                           if k.encode("latin-1").lower() not in h1.FRAMING]
-                headers += [(b"Content-Length", b"%d" % len(outcome.body)), (b"Connection", b"close")]
-                self._mark(headers, injection)
-                client.refuse(h1.response_head(outcome.status, h1.reason(outcome.status), headers) + outcome.body)
-                status = outcome.status
-        except AbortExchange as abort:
-            status = _RESET
-            await self._abort(client, abort.reset)
-        finally:
-            injection.finish(status, self.observers)
 
     # -- the request path
 
     async def handle(self, request: IncomingRequest, client: ClientConnection) -> None:
         started = time.perf_counter()
-        status = _RESET  # unless an answer is sent: the client went away (the handler was cancelled)
+        status = RESET_STATUS  # unless an answer is sent: the client went away (the handler was cancelled)
         injection: Injection | None = None
         try:
             outgoing = upstream_request_headers(request.headers, request.client)
@@ -183,9 +129,9 @@ class HttpRoute:
                         status = self._answer(request, client, outcome, injection)
                         return
             status = await self._forward(request, client, outgoing, injection)
-        except AbortExchange as abort:  # the one place a fault's abort is carried out
-            status = _RESET
-            await self._abort(client, abort.reset)
+        except AbortExchange as aborted:  # the one place a fault's abort is carried out
+            status = RESET_STATUS
+            await abort(client, aborted.reset)
         except _TooLarge as too_large:
             status = self._error(request, client, 413, "body", f"request body over {too_large.limit} bytes")
         except ClientBodyBroken as broken:  # raised before anything was written to the client
@@ -198,13 +144,6 @@ class HttpRoute:
             self._requests.record(status, time.perf_counter() - started)
             if injection is not None or self.observers:
                 self._ended(request, injection, status, started)
-
-    async def _abort(self, client: ClientConnection, reset: Reset) -> None:
-        """Flush what was written, then reset (RST) or close (FIN) the client connection."""
-        if reset.graceful:
-            client.abort(rst=False)  # a close sends what is buffered, then the FIN
-        else:
-            await client.reset_after_flush()
 
     def _ended(self, request: IncomingRequest, injection: Injection | None, status: int, started: float) -> None:
         """Once per exchange, in ``finally``: on_exchange_end hooks, effects, observers."""
@@ -445,14 +384,6 @@ class HttpRoute:
     def _mark(self, headers: h1.RawHeaders, injection: Injection | None) -> None:
         if self._fault_header and injection is not None:
             headers.append((b"x-brownout-fault", injection.ids.encode()))
-
-
-def _json_response(status: int, body: dict[str, Any]) -> bytes:
-    """A complete response that closes the connection (answers given without a request to frame them)."""
-    raw = json.dumps(body).encode()
-    head = h1.response_head(status, h1.reason(status), [
-        (b"Content-Type", b"application/json"), (b"Content-Length", b"%d" % len(raw)), (b"Connection", b"close")])
-    return bytes(head) + raw
 
 
 class _TooLarge(Exception):
