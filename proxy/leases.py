@@ -61,7 +61,7 @@ class ActiveFault:
             pass
 
     @property
-    def on_connection(self) -> bool:
+    def connection_phase(self) -> bool:
         return Hook.ON_CONNECTION in self.hooks
 
     def view(self, data: ExchangeData) -> Exchange:
@@ -239,8 +239,8 @@ class FaultStore:
 
     def _rebuild(self, route: str) -> None:
         faults = [f for f in self._by_id.values() if f.route == route and f.fault is not None]
-        self._http_by_route[route] = tuple(f for f in faults if not f.on_connection)
-        self._connection_by_route[route] = tuple(f for f in faults if f.on_connection)
+        self._http_by_route[route] = tuple(f for f in faults if not f.connection_phase)
+        self._connection_by_route[route] = tuple(f for f in faults if f.connection_phase)
         for listener in self._listeners:
             listener(route)
 
