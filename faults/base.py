@@ -1,20 +1,61 @@
-"""The Fault contract: what a fault kind is, what it sees, and what it may answer.
+"""The fault contract (v2): what a fault kind is, what it sees, what it may answer and report.
 
-A fault kind is a frozen dataclass whose fields are its parameters (units in the names:
-``delay_ms``, ``bytes_per_s``), validated in ``validate()``. Its class docstring is its
-catalogue entry. It may implement any of the hooks below; the proxy calls only the hooks a
-kind overrides, in phase order, for the faults selected for a request:
+**A kind** is a frozen dataclass whose fields are its parameters (units in the names:
+``delay_ms``, ``bytes_per_s``), validated in ``validate()``; its class docstring is its
+catalogue entry. It is registered in ``faults.catalogue``, which refuses (``TypeError`` at
+import) a public method named ``on_*``/``wrap_*`` that is not a ``Hook``, and a hook of the
+wrong kind (a sync ``on_request``, an async ``on_exchange_end``).
 
-* ``on_connection`` — nothing sent upstream yet (reset, refuse, delay);
-* ``on_request``    — request head known (delay, answer without upstream, rewrite headers);
-* ``on_response``   — upstream head known in ``ex.status``/``ex.response_headers``,
-  nothing sent to the client yet (delay, rewrite, replace, reset);
+**Hooks** (``Hook``), in the order the proxy calls them:
+
+* ``on_connection``  — once per accepted client connection, before its first request is read.
+  Nothing of a request is known: such a fault matches only on ``probability`` and the
+  counts (which count connections), and only this hook of it runs. ``Reset`` closes the
+  connection (RST, or FIN when graceful); ``Respond`` writes that answer and closes.
+* ``on_request``     — request head known, nothing sent upstream (delay, answer, rewrite headers).
+* ``on_response``    — upstream's head in ``ex.status``/``ex.response_headers``, nothing sent
+  to the client yet (delay, rewrite headers, replace, reset).
 * ``wrap_request_body`` / ``wrap_response_body`` — transform the chunk stream (throttle,
-  truncate, corrupt, pace). Raise ``FaultAborted`` inside to reset the client.
+  truncate, corrupt, pace, rewrite).
+* ``on_exchange_end`` — sync, in the proxy's ``finally``: exactly once per selected fault
+  that declares it, however the exchange ended (answered, answered by another fault, client
+  gone, upstream failed, aborted), with the final status in ``ex.status`` (499 for a reset).
 
-Hooks return an outcome; the first non-``Proceed`` outcome wins. Faults never touch
-``random``, ``time`` or ``asyncio.sleep`` directly: they use ``ex.rng``, ``ex.now()`` and
-``ex.sleep()``, which tests replace with a seeded rng and a fake clock.
+The hooks a fault uses are an instance property, ``hooks()``: by default those its class
+overrides; a kind narrows it by its parameters (``reset`` at phase ``request`` uses only
+``on_request``). The proxy computes it once when the fault is added or changed, never per
+request, and calls nothing else.
+
+**Outcomes.** ``on_*`` hooks return ``PROCEED``, ``Respond`` or ``Reset``; the first
+non-``Proceed`` outcome wins. ``AbortExchange(Reset(...))`` is the one way to abort: body
+wrappers raise it, hooks may raise it or return the ``Reset``. The proxy handles it in one
+place: what was written is flushed, then the connection is reset (RST) or closed (FIN).
+
+**Body edits are declared.** ``request_body_edit``/``response_body_edit`` (class attributes,
+refined per exchange by ``request_edit(ex)`` after ``on_request`` and ``response_edit(ex)``
+after ``on_response``) say what a wrapper does to the bytes: ``NONE`` (the same bytes, maybe
+slower or cut short: the declared or fault-set Content-Length stays), ``REWRITE`` (a new whole
+document: the proxy drops Content-Length and, when the original length is known and at most
+8 MiB, buffers to send an exact one; otherwise chunked), ``STREAM`` (new bytes that must keep
+flowing, e.g. SSE: chunked, close-delimited to HTTP/1.0 clients, never buffered). Stacked
+faults: the strongest wins (STREAM > REWRITE > NONE). Faults never drop Content-Length to
+say they rewrite (setting a shorter one, as ``truncate`` does, is a NONE edit).
+
+**Each fault has its own view** (``Exchange``) of the shared ``ExchangeData``: the request
+and response fields are shared (a rewrite by one fault is seen by the next), but ``ex.rng``
+(the fault's seeded generator), ``ex.sleep`` (woken when the fault is removed), ``ex.state``
+and ``ex.report`` are the fault's own, so stacked faults draw exactly as each does alone.
+Faults never touch ``random``, ``time`` or ``asyncio.sleep``: they use ``ex.rng``,
+``ex.now()`` and ``ex.sleep()``, which tests replace with a seeded rng and a fake clock.
+
+**State across requests** lives outside the frozen parameters: ``new_state()`` is called
+once when the fault is added and its result is ``ex.state`` in every exchange; a PATCH keeps
+the state object and calls the new parameters' ``reconfigure_state(state)``.
+
+**Reports.** ``ex.report(delay_ms=412.3)`` records what the fault did (flat details: str,
+int, float, bool; later keys overwrite). The proxy makes one ``FaultEffect`` record per fault
+per exchange of them, for the ``fault_injected`` log event, the metrics and the route's
+observers.
 """
 
 from __future__ import annotations
@@ -22,13 +63,46 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from multidict import CIMultiDict
 from pydantic import ConfigDict
+
+
+class Hook(StrEnum):
+    """The hooks a fault may implement; the value is the method's name."""
+
+    ON_CONNECTION = "on_connection"
+    ON_REQUEST = "on_request"
+    ON_RESPONSE = "on_response"
+    WRAP_REQUEST_BODY = "wrap_request_body"
+    WRAP_RESPONSE_BODY = "wrap_response_body"
+    ON_EXCHANGE_END = "on_exchange_end"
+
+
+ASYNC_HOOKS = frozenset({Hook.ON_CONNECTION, Hook.ON_REQUEST, Hook.ON_RESPONSE})
+
+
+class BodyEdit(StrEnum):
+    """What a body wrapper does to the bytes (see the module docstring)."""
+
+    NONE = "none"
+    REWRITE = "rewrite"
+    STREAM = "stream"
+
+    @staticmethod
+    def strongest(edits: Iterable[BodyEdit]) -> BodyEdit:
+        best = BodyEdit.NONE
+        for edit in edits:
+            if _STRENGTH[edit] > _STRENGTH[best]:
+                best = edit
+        return best
+
+
+_STRENGTH = {BodyEdit.NONE: 0, BodyEdit.REWRITE: 1, BodyEdit.STREAM: 2}
 
 
 class Phase(StrEnum):
@@ -53,7 +127,7 @@ class Respond:
 
 @dataclass(frozen=True, slots=True)
 class Reset:
-    """Close the client connection without a response: RST, or FIN when ``graceful``."""
+    """Close the client connection without (the rest of) a response: RST, or FIN when ``graceful``."""
 
     graceful: bool = False
 
@@ -61,38 +135,34 @@ class Reset:
 Outcome = Proceed | Respond | Reset
 PROCEED = Proceed()
 
-_NOT_READ = object()
+
+class AbortExchange(Exception):  # noqa: N818 (control flow, not an error: outside the error tree)
+    """Abort the exchange as ``reset`` says, after flushing what was written (raise it anywhere in a fault)."""
+
+    def __init__(self, reset: Reset = Reset(), reason: str = "") -> None:
+        super().__init__(reason or ("closed (FIN)" if reset.graceful else "reset (RST)"))
+        self.reset = reset
 
 
-class Exchange:
-    """One request as faults see it. The proxy builds it; tests build it with fakes.
+Detail = str | int | float | bool
+_NOT_READ: Any = object()
+
+
+class ExchangeData:
+    """One exchange as every fault selected for it shares it. The proxy builds it.
 
     ``request_headers`` is the outgoing copy (faults may rewrite it). ``status`` and
-    ``response_headers`` are set when the upstream head is known; faults may rewrite them
-    in ``on_response`` (a fault that changes the body length must fix or drop
-    ``Content-Length`` there).
+    ``response_headers`` are set when the upstream head is known (faults may rewrite them in
+    ``on_response``); at the end ``status`` is the final one. ``started`` is ``now()`` when the
+    exchange began.
     """
 
-    __slots__ = (
-        "route", "request_id", "method", "path", "query", "client", "request_headers",
-        "request_json", "rng", "now", "sleep", "status", "response_headers",
-    )
+    __slots__ = ("route", "request_id", "method", "path", "query", "client", "request_headers",
+                 "request_json", "status", "response_headers", "now", "started")
 
-    def __init__(
-        self,
-        *,
-        route: str,
-        request_id: str,
-        method: str,
-        path: str,
-        rng: random.Random,
-        now: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-        query: str = "",
-        client: str = "",
-        request_headers: CIMultiDict[str] | None = None,
-        request_json: Any = _NOT_READ,
-    ) -> None:
+    def __init__(self, *, route: str, request_id: str, method: str, path: str, now: Callable[[], float],
+                 query: str = "", client: str = "", request_headers: CIMultiDict[str] | None = None,
+                 request_json: Any = _NOT_READ) -> None:
         self.route = route
         self.request_id = request_id
         self.method = method
@@ -101,11 +171,100 @@ class Exchange:
         self.client = client
         self.request_headers: CIMultiDict[str] = request_headers if request_headers is not None else CIMultiDict()
         self.request_json = request_json
-        self.rng = rng
-        self.now = now
-        self.sleep = sleep
         self.status: int | None = None
         self.response_headers: CIMultiDict[str] = CIMultiDict()
+        self.now = now
+        self.started = now()
+
+
+class Exchange:
+    """One fault's view of an exchange: the shared fields of ``data``, and its own rng, sleep,
+    state and report. The proxy makes one per selected fault; tests build one with ``Exchange.build``."""
+
+    __slots__ = ("data", "rng", "sleep", "state", "hook", "details", "effect_hook", "effect_at")
+
+    def __init__(self, data: ExchangeData, *, rng: random.Random, sleep: Callable[[float], Awaitable[None]],
+                 state: Any = None) -> None:
+        self.data = data
+        self.rng = rng
+        self.sleep = sleep
+        self.state = state
+        self.hook: Hook | None = None  # the hook running now (set by the proxy)
+        self.details: dict[str, Detail] | None = None  # what ``report`` recorded; None: nothing
+        self.effect_hook: Hook | None = None  # the hook of the first report
+        self.effect_at = 0.0  # seconds from the exchange's start to the first report
+
+    @classmethod
+    def build(cls, *, rng: random.Random, now: Callable[[], float], sleep: Callable[[float], Awaitable[None]],
+              state: Any = None, **fields: Any) -> Exchange:
+        """A view of a fresh exchange (unit tests; one fault alone)."""
+        return cls(ExchangeData(now=now, **fields), rng=rng, sleep=sleep, state=state)
+
+    def report(self, **details: Detail) -> None:
+        """Record what this fault did (``ex.report(delay_ms=412.3)``); later keys overwrite earlier ones."""
+        if self.details is None:
+            self.details = {}
+            self.effect_hook = self.hook
+            self.effect_at = self.data.now() - self.data.started
+        self.details.update(details)
+
+    # The shared fields, read through to ``data`` (a write by one fault is seen by the next).
+
+    @property
+    def route(self) -> str:
+        return self.data.route
+
+    @property
+    def request_id(self) -> str:
+        return self.data.request_id
+
+    @property
+    def method(self) -> str:
+        return self.data.method
+
+    @property
+    def path(self) -> str:
+        return self.data.path
+
+    @property
+    def query(self) -> str:
+        return self.data.query
+
+    @property
+    def client(self) -> str:
+        return self.data.client
+
+    @property
+    def request_json(self) -> Any:
+        return self.data.request_json
+
+    @property
+    def now(self) -> Callable[[], float]:
+        return self.data.now
+
+    @property
+    def request_headers(self) -> CIMultiDict[str]:
+        return self.data.request_headers
+
+    @request_headers.setter
+    def request_headers(self, value: CIMultiDict[str]) -> None:
+        self.data.request_headers = value
+
+    @property
+    def status(self) -> int | None:
+        return self.data.status
+
+    @status.setter
+    def status(self, value: int | None) -> None:
+        self.data.status = value
+
+    @property
+    def response_headers(self) -> CIMultiDict[str]:
+        return self.data.response_headers
+
+    @response_headers.setter
+    def response_headers(self, value: CIMultiDict[str]) -> None:
+        self.data.response_headers = value
 
 
 @dataclass(frozen=True)
@@ -113,6 +272,8 @@ class Fault:
     """Base of every HTTP fault kind (see the module docstring for the contract)."""
 
     kind: ClassVar[str] = ""
+    request_body_edit: ClassVar[BodyEdit] = BodyEdit.NONE
+    response_body_edit: ClassVar[BodyEdit] = BodyEdit.NONE
     # Parsing of parameters from JSON/YAML: unknown parameters are errors, never ignored.
     __pydantic_config__ = ConfigDict(extra="forbid")
 
@@ -121,6 +282,8 @@ class Fault:
 
     def validate(self) -> None:
         """Raise ValueError naming the parameter when a value is out of range."""
+
+    # -- the hooks (a kind overrides those it needs)
 
     async def on_connection(self, ex: Exchange) -> Outcome:
         return PROCEED
@@ -137,13 +300,31 @@ class Fault:
     def wrap_response_body(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         return body
 
-    # -- introspection used by the proxy (once per fault, never per request) and the catalogue
+    def on_exchange_end(self, ex: Exchange) -> None:
+        return None
 
-    @classmethod
-    def hooks(cls) -> frozenset[str]:
-        """Names of the hooks this kind overrides, so the proxy skips the others."""
-        names = ("on_connection", "on_request", "on_response", "wrap_request_body", "wrap_response_body")
-        return frozenset(n for n in names if getattr(cls, n) is not getattr(Fault, n))
+    # -- what the proxy asks (once per fault, or once per exchange for the edits)
+
+    def hooks(self) -> frozenset[Hook]:
+        """The hooks this fault uses: by default those its class overrides."""
+        return class_hooks(type(self))
+
+    def request_edit(self, ex: Exchange) -> BodyEdit:
+        """What ``wrap_request_body`` does to the bytes of this exchange (asked after ``on_request``)."""
+        return self.request_body_edit
+
+    def response_edit(self, ex: Exchange) -> BodyEdit:
+        """What ``wrap_response_body`` does to the bytes of this exchange (asked after ``on_response``)."""
+        return self.response_body_edit
+
+    def new_state(self) -> Any:
+        """State kept across exchanges (``ex.state``), made once when the fault is added; None: none."""
+        return None
+
+    def reconfigure_state(self, state: Any) -> None:
+        """Adapt the kept ``state`` to these (new) parameters after a PATCH."""
+
+    # -- introspection (the catalogue)
 
     @classmethod
     def summary(cls) -> str:
@@ -152,6 +333,11 @@ class Fault:
     def params(self) -> dict[str, Any]:
         """Parameters as plain JSON-able values (what the admin API shows)."""
         return _plain(dataclasses.asdict(self))
+
+
+def class_hooks(cls: type[Fault]) -> frozenset[Hook]:
+    """The hooks ``cls`` overrides."""
+    return frozenset(h for h in Hook if getattr(cls, h) is not getattr(Fault, h))
 
 
 def _plain(value: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from faults.base import Fault
+from faults.base import ASYNC_HOOKS, Fault, Hook
 from faults.corrupt import CorruptFault
 from faults.down import DownFault
 from faults.error import ErrorFault
@@ -56,7 +56,36 @@ KINDS: tuple[type[Fault], ...] = (
     StreamFault,
 )
 
-_BY_NAME: dict[str, type[Fault]] = {k.kind: k for k in KINDS}
+_HOOK_NAMES = frozenset(h.value for h in Hook)
+
+
+def check_kind(cls: type[Fault]) -> None:
+    """Refuse a kind whose hooks cannot work: a misspelt hook would otherwise never run, silently."""
+    if not cls.kind:
+        raise TypeError(f"{cls.__name__}: a fault kind needs a non-empty 'kind' name")
+    for name, member in inspect.getmembers(cls):
+        if name.startswith(("on_", "wrap_")) and name not in _HOOK_NAMES:
+            raise TypeError(f"{cls.__name__}.{name}: not a hook (hooks: {', '.join(sorted(_HOOK_NAMES))})")
+    for hook in Hook:
+        if inspect.iscoroutinefunction(getattr(cls, hook)) != (hook in ASYNC_HOOKS):
+            want = "async" if hook in ASYNC_HOOKS else "a plain (sync) method"
+            raise TypeError(f"{cls.__name__}.{hook}: must be {want}")
+
+
+_BY_NAME: dict[str, type[Fault]] = {}
+
+
+def register(cls: type[Fault]) -> type[Fault]:
+    """Check ``cls`` and make it buildable by name (every kind of ``KINDS`` is, at import)."""
+    check_kind(cls)
+    if cls.kind in _BY_NAME and _BY_NAME[cls.kind] is not cls:
+        raise TypeError(f"{cls.__name__}: kind {cls.kind!r} is taken by {_BY_NAME[cls.kind].__name__}")
+    _BY_NAME[cls.kind] = cls
+    return cls
+
+
+for _kind in KINDS:
+    register(_kind)
 
 
 def known_kinds() -> list[str]:

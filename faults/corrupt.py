@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import PROCEED, Exchange, Fault, Outcome, require
+from faults.base import BodyEdit, Exchange, Fault, Hook, require
 from faults.json_ops import JsonOp, apply_all, dumps
 
 
@@ -24,9 +24,8 @@ class CorruptFault(Fault):
     subset ``$.a.b[0].c``, with ``[*]`` wildcards. When no op changes anything the body
     passes byte for byte. A body that is not JSON (or ``mode: bytes``) gets ``flips``
     random bytes changed instead. The body is buffered whole, up to ``max_body_bytes``; a
-    larger body passes unchanged. In ``json`` mode the body length may change, so
-    Content-Length is dropped and the body is sent chunked; ``bytes`` mode keeps the
-    length. ``direction``: ``response`` (default) or ``request`` (the body sent upstream).
+    larger body passes unchanged. In ``json`` mode the body is rewritten (the proxy sends
+    it with its new length); ``bytes`` mode keeps the length. ``direction``: ``response`` (default) or ``request`` (the body sent upstream).
     """
 
     kind = "corrupt"
@@ -45,25 +44,33 @@ class CorruptFault(Fault):
 
     def corrupt(self, raw: bytes, rng: random.Random) -> bytes:
         """The damaged body (``raw`` itself when nothing applied)."""
+        return self.damage(raw, rng)[0]
+
+    def damage(self, raw: bytes, rng: random.Random) -> tuple[bytes, dict[str, int]]:
+        """The damaged body and what was done (``ops_applied`` or ``bytes_flipped``)."""
         if not raw:
-            return raw
+            return raw, {}
         if self.mode == "json":
             try:
                 doc = json.loads(raw)
             except ValueError:  # also UnicodeDecodeError
-                return flip_bytes(raw, self.flips, rng)
-            return dumps(doc) if apply_all(self.ops, doc, rng) else raw
-        return flip_bytes(raw, self.flips, rng)
+                return flip_bytes(raw, self.flips, rng), {"bytes_flipped": min(self.flips, len(raw))}
+            applied = apply_all(self.ops, doc, rng)
+            return (dumps(doc) if applied else raw), {"ops_applied": applied}
+        return flip_bytes(raw, self.flips, rng), {"bytes_flipped": min(self.flips, len(raw))}
 
-    async def on_request(self, ex: Exchange) -> Outcome:
-        if self.direction == "request" and self.mode == "json":
-            ex.request_headers.popall("Content-Length", None)
-        return PROCEED
+    def hooks(self) -> frozenset[Hook]:
+        return frozenset({Hook.WRAP_REQUEST_BODY if self.direction == "request" else Hook.WRAP_RESPONSE_BODY})
 
-    async def on_response(self, ex: Exchange) -> Outcome:
-        if self.direction == "response" and self.mode == "json":
-            ex.response_headers.popall("Content-Length", None)
-        return PROCEED
+    def _edit(self) -> BodyEdit:
+        # A JSON rewrite may change the length; flipped bytes keep it.
+        return BodyEdit.REWRITE if self.mode == "json" else BodyEdit.NONE
+
+    def request_edit(self, ex: Exchange) -> BodyEdit:
+        return self._edit()
+
+    def response_edit(self, ex: Exchange) -> BodyEdit:
+        return self._edit()
 
     def wrap_request_body(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         return self._rewrite(ex, body) if self.direction == "request" else body
@@ -83,12 +90,14 @@ class CorruptFault(Fault):
                 break
         if too_big:
             # Too large to rewrite safely: what was read, then the rest, untouched.
+            ex.report(skipped="over max_body_bytes")
             for chunk in chunks:
                 yield chunk
             async for chunk in body:
                 yield chunk
             return
-        out = self.corrupt(b"".join(chunks), ex.rng)
+        out, done = self.damage(b"".join(chunks), ex.rng)
+        ex.report(**done)
         if out:
             yield out
 

@@ -16,7 +16,8 @@ class DownFault(Fault):
     ``mode``: ``refuse`` closes the connection without sending a byte (what a client of a
     dead process behind a proxy sees as "connection closed"), ``reset`` sends a TCP RST,
     ``503`` answers 503 Service Unavailable with a small JSON body, as a load balancer with
-    no healthy backend does. ``retry_after_s``: with ``503``, add ``Retry-After: N``.
+    no healthy backend does. Every request is refused, also on connections opened before
+    the fault (keep-alive). ``retry_after_s``: with ``503``, add ``Retry-After: N``.
     """
 
     kind = "down"
@@ -28,10 +29,13 @@ class DownFault(Fault):
         require(self.retry_after_s is None or self.retry_after_s >= 0, "retry_after_s", f"must be >= 0, got {self.retry_after_s}")
         require(self.retry_after_s is None or str(self.mode) == "503", "retry_after_s", "only applies to mode '503'")
 
-    async def on_connection(self, ex: Exchange) -> Outcome:
+    async def on_request(self, ex: Exchange) -> Outcome:
+        # Per request, not per connection: a client's open keep-alive connections see it too.
+        ex.report(mode=str(self.mode))
         if self.mode == "refuse":
             return Reset(graceful=True)
         if self.mode == "reset":
             return Reset()
+        ex.report(status=503)
         headers = (("Retry-After", str(self.retry_after_s)),) if self.retry_after_s is not None else ()
         return error_response(503, headers)

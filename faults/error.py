@@ -10,7 +10,7 @@ from functools import cached_property
 from http import HTTPStatus
 from typing import Any, Literal
 
-from faults.base import PROCEED, Exchange, Fault, Outcome, Respond, require
+from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, Respond, require
 
 # RFC 9110 token characters: what a header name may contain.
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -85,11 +85,18 @@ class ErrorFault(Fault):
         content_type = self.content_type or (given[0] if given else content_type)
         return Respond(self.status, body, (("Content-Type", content_type), *extra))
 
+    def hooks(self) -> frozenset[Hook]:
+        return frozenset({Hook.ON_REQUEST if self.phase == "request" else Hook.ON_RESPONSE})
+
+    def answer(self, ex: Exchange) -> Outcome:
+        ex.report(status=self.status)
+        return self.response
+
     async def on_request(self, ex: Exchange) -> Outcome:
-        return self.response if self.phase == "request" else PROCEED
+        return self.answer(ex) if self.phase == "request" else PROCEED
 
     async def on_response(self, ex: Exchange) -> Outcome:
-        return self.response if self.phase == "response" else PROCEED
+        return self.answer(ex) if self.phase == "response" else PROCEED
 
 
 def _is_json(text: str) -> bool:

@@ -71,10 +71,6 @@ class Unreachable(BrownoutError):
     """A target, proxy or upstream could not be reached."""
 
 
-class FaultAborted(BrownoutError):
-    """Raised inside a body stream by a fault to reset the client connection."""
-
-
 class Forbidden(BrownoutError):
     """Refused whoever asks: a cross-site ``Origin``, or a ``Host`` name the admin API does not
     answer to. ``field`` names the header."""

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import PROCEED, Exchange, Fault, Outcome, Reset, require
+from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, Reset, require
 from faults.error import error_response
 
-# Without a deadline, sleep in slices: ex.sleep is cancellable, so a client that goes away
-# or a fault that is removed ends the hang at once.
-_FOREVER_SLICE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -33,11 +31,17 @@ class HangFault(Fault):
     def validate(self) -> None:
         require(self.deadline_ms is None or self.deadline_ms >= 0, "deadline_ms", f"must be >= 0, got {self.deadline_ms}")
 
+    def hooks(self) -> frozenset[Hook]:
+        return frozenset({Hook.ON_REQUEST if self.phase == "request" else Hook.ON_RESPONSE})
+
     async def hold(self, ex: Exchange) -> Outcome:
-        if self.deadline_ms is None:
-            while True:
-                await ex.sleep(_FOREVER_SLICE_S)
-        await ex.sleep(self.deadline_ms / 1000.0)
+        # ex.sleep ends early when the client goes away (cancelled) or the fault is removed.
+        started = ex.now()
+        ex.report(deadline_ms=self.deadline_ms if self.deadline_ms is not None else -1, then=str(self.then))
+        try:
+            await ex.sleep(math.inf if self.deadline_ms is None else self.deadline_ms / 1000.0)
+        finally:
+            ex.report(held_ms=round((ex.now() - started) * 1000.0, 3))
         if self.then == "reset":
             return Reset()
         if self.then == "proceed":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import PROCEED, Exchange, Fault, Outcome, Phase, require
+from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, Phase, require
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,17 @@ class LatencyFault(Fault):
                 value = self.delay_ms * rng.paretovariate(self.alpha)
         return min(max(value, 0.0), self.max_ms)
 
-    async def on_request(self, ex: Exchange) -> Outcome:
-        if self.phase == Phase.REQUEST:
-            await ex.sleep(self.draw_ms(ex) / 1000.0)
+    def hooks(self) -> frozenset[Hook]:
+        return frozenset({Hook.ON_REQUEST if self.phase == Phase.REQUEST else Hook.ON_RESPONSE})
+
+    async def delay(self, ex: Exchange) -> Outcome:
+        delay_ms = self.draw_ms(ex)
+        ex.report(delay_ms=round(delay_ms, 3))
+        await ex.sleep(delay_ms / 1000.0)
         return PROCEED
 
+    async def on_request(self, ex: Exchange) -> Outcome:
+        return await self.delay(ex) if self.phase == Phase.REQUEST else PROCEED
+
     async def on_response(self, ex: Exchange) -> Outcome:
-        if self.phase == Phase.RESPONSE:
-            await ex.sleep(self.draw_ms(ex) / 1000.0)
-        return PROCEED
+        return await self.delay(ex) if self.phase == Phase.RESPONSE else PROCEED

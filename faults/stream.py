@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from faults.base import PROCEED, Exchange, Fault, Outcome, require
+from faults.base import BodyEdit, Exchange, Fault, require
 from faults.sse import DONE, EventSplitter, SseEvent, dumps, format_event, parse
 
 # Improbable tokens for English text (Thai, CJK, Cyrillic), as the Aug 2025 TPU bug produced.
@@ -43,7 +43,9 @@ class StreamFault(Fault):
     as ``data:`` or, with ``error_style: event``, as ``event: error``) and end the stream.
     ``corrupt_tokens``: the share of content deltas (``delta.content``, ``text``,
     ``text_output``) replaced by improbable tokens (digits are flipped instead), chosen with
-    the seeded rng. Events nobody changes pass byte for byte.
+    the seeded rng. Events nobody changes pass byte for byte: a stream that is only delayed,
+    paced, stalled or coalesced keeps upstream's Content-Length; one whose events change is
+    sent chunked (close-delimited to HTTP/1.0 clients), event by event, never buffered.
     """
 
     kind = "stream"
@@ -77,10 +79,14 @@ class StreamFault(Fault):
                    self.corrupt_tokens)
         require(any(effects), "first_event_delay_ms", "give at least one stream effect")
 
-    async def on_response(self, ex: Exchange) -> Outcome:
-        if is_event_stream(ex):
-            ex.response_headers.popall("Content-Length", None)
-        return PROCEED
+    @property
+    def changes_events(self) -> bool:
+        """Whether the bytes change (else only their timing does)."""
+        return (self.cut_after_events is not None or self.error_after_events is not None
+                or self.drop_finish_reason or self.corrupt_tokens > 0)
+
+    def response_edit(self, ex: Exchange) -> BodyEdit:
+        return BodyEdit.STREAM if self.changes_events and is_event_stream(ex) else BodyEdit.NONE
 
     def wrap_response_body(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         return self._run(ex, body) if is_event_stream(ex) else body
@@ -88,8 +94,9 @@ class StreamFault(Fault):
     async def _run(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         pacer = _Pacer(self, ex)
         splitter = EventSplitter()
-        counted = 0
+        counted = changed = 0
         if self._ends_after(0):
+            self._report_end(ex, 0)
             async for out in pacer.send(self._ending(0), counts=False):
                 yield out
             async for out in pacer.flush():
@@ -99,10 +106,15 @@ class StreamFault(Fault):
             for raw in splitter.feed(chunk):
                 event = parse(raw)
                 counts = event.data is not None and not event.is_done
-                async for out in pacer.send(self._mutate(event, ex), counts=counts):
+                mutated = self._mutate(event, ex)
+                if mutated is not event.raw:
+                    changed += 1
+                    ex.report(events_changed=changed)
+                async for out in pacer.send(mutated, counts=counts):
                     yield out
                 counted += counts
                 if counts and self._ends_after(counted):
+                    self._report_end(ex, counted)
                     async for out in pacer.send(self._ending(counted), counts=False):
                         yield out
                     async for out in pacer.flush():
@@ -116,6 +128,12 @@ class StreamFault(Fault):
 
     def _ends_after(self, counted: int) -> bool:
         return counted in (self.cut_after_events, self.error_after_events)
+
+    def _report_end(self, ex: Exchange, counted: int) -> None:
+        if counted == self.error_after_events:
+            ex.report(error_after_events=counted)
+        else:
+            ex.report(cut_after_events=counted)
 
     def _ending(self, counted: int) -> bytes:
         """What closes a cut or errored stream: the error event and/or ``[DONE]``."""
@@ -171,6 +189,7 @@ class _Pacer:
         self.writes = 0
         self.events = 0
         self.stalled = False
+        self.paused_ms = 0.0
 
     async def send(self, raw: bytes, *, counts: bool) -> AsyncIterator[bytes]:
         if not raw:
@@ -201,5 +220,7 @@ class _Pacer:
 
     async def _pause(self, ms: float) -> None:
         if ms > 0:
+            self.paused_ms += ms
+            self.ex.report(paused_ms=round(self.paused_ms, 3))
             await self.ex.sleep(ms / 1000.0)
 

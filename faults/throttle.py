@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import Exchange, Fault, require
+from faults.base import Exchange, Fault, Hook, require
 
 # Bandwidth mode sends about ten pieces a second by default: smooth, yet few wake-ups.
 _PIECES_PER_S = 10
@@ -48,6 +48,11 @@ class ThrottleFault(Fault):
             return max(1, min(_MAX_DEFAULT_CHUNK, int(self.bytes_per_s / _PIECES_PER_S)))
         return 1
 
+    def hooks(self) -> frozenset[Hook]:
+        return frozenset(
+            ({Hook.WRAP_REQUEST_BODY} if self.direction in ("request", "both") else set())
+            | ({Hook.WRAP_RESPONSE_BODY} if self.direction in ("response", "both") else set()))
+
     def wrap_request_body(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         return self._pace(ex, body) if self.direction in ("request", "both") else body
 
@@ -56,6 +61,10 @@ class ThrottleFault(Fault):
 
     async def _pace(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         size = self.piece_bytes
+        if self.bytes_per_s is not None:
+            ex.report(bytes_per_s=self.bytes_per_s, chunk_bytes=size)
+        else:
+            ex.report(interval_ms=self.interval_ms or 0.0, chunk_bytes=size)
         busy_until = ex.now()  # when the simulated link finishes sending what it was given
         sent = 0
         async for chunk in body:

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import PROCEED, Exchange, Fault, Outcome, require
-from faults.errors import FaultAborted
+from faults.base import PROCEED, AbortExchange, Exchange, Fault, Outcome, Reset, require
+
+_ABORT = Reset()  # a short read the client must notice: RST after what was sent
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,11 @@ class TruncateFault(Fault):
 
     async def on_response(self, ex: Exchange) -> Outcome:
         declared = _content_length(ex)
-        if self.content_length == "corrected" and declared is not None:
-            ex.response_headers["Content-Length"] = str(self.cut(declared))
+        if declared is not None:
+            kept = self.cut(declared)
+            ex.report(bytes_kept=kept, bytes_cut=declared - kept)
+            if self.content_length == "corrected":
+                ex.response_headers["Content-Length"] = str(kept)
         return PROCEED
 
     def wrap_response_body(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -64,10 +68,10 @@ class TruncateFault(Fault):
         # A short read must stay visible: with no length declared, only an abort shows it.
         abort = self.content_length == "original" and declared is None
         if limit is None:
-            return self._cut_buffered(body, abort)
-        return _cut_at(body, limit, abort)
+            return self._cut_buffered(ex, body, abort)
+        return _cut_at(ex, body, limit, abort)
 
-    async def _cut_buffered(self, body: AsyncIterator[bytes], abort: bool) -> AsyncIterator[bytes]:
+    async def _cut_buffered(self, ex: Exchange, body: AsyncIterator[bytes], abort: bool) -> AsyncIterator[bytes]:
         buffered = bytearray()
         async for chunk in body:
             buffered += chunk
@@ -79,24 +83,28 @@ class TruncateFault(Fault):
             limit = self.cut(len(buffered))
             if limit:
                 yield bytes(buffered[:limit])
+            ex.report(bytes_kept=limit, bytes_cut=len(buffered) - limit)
             if abort and limit < len(buffered):
-                raise FaultAborted("truncated chunked response")
+                raise AbortExchange(_ABORT, "truncated chunked response")
             return
         limit = self.cut(self.max_body_bytes)
         if limit:
             yield bytes(buffered[:limit])
+        ex.report(bytes_kept=limit)
         if abort:
-            raise FaultAborted("truncated chunked response")
+            raise AbortExchange(_ABORT, "truncated chunked response")
 
 
-async def _cut_at(body: AsyncIterator[bytes], limit: int, abort: bool) -> AsyncIterator[bytes]:
+async def _cut_at(ex: Exchange, body: AsyncIterator[bytes], limit: int, abort: bool) -> AsyncIterator[bytes]:
     left = limit
     async for chunk in body:
         if len(chunk) > left:
             if left:
                 yield chunk[:left]
+            if ex.details is None:  # (with a known length, on_response reported the cut already)
+                ex.report(bytes_kept=limit)
             if abort:
-                raise FaultAborted(f"truncated after {limit} bytes")
+                raise AbortExchange(_ABORT, f"truncated after {limit} bytes")
             return
         left -= len(chunk)
         yield chunk

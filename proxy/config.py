@@ -69,6 +69,10 @@ class RouteConfig(_Frozen):
     upstream: str
     connect_timeout: Seconds = 5.0
     timeout: Seconds = 30.0  # upstream silent this long → 504
+    # A request head not complete this long after it began gets a 408 and the connection closes.
+    header_timeout: Annotated[Seconds, Field(gt=0, allow_inf_nan=False)] = 60.0
+    # Connections beyond this many open at once get a 503 and are closed.
+    max_connections: int = Field(default=10_000, ge=1)
 
     @field_validator("listen")
     @classmethod

@@ -28,6 +28,7 @@ class Outgoing:
     chunked: bool  # the client sent a chunked body
     expects_continue: bool
     upgrade: bytes  # the Upgrade header the client sent (never forwarded), lower case
+    host: bytes = b""  # the client's Host (b"" when it sent none)
 
 
 def upstream_request_headers(raw: RawHeaders, client_ip: str) -> Outgoing:
@@ -69,7 +70,7 @@ def upstream_request_headers(raw: RawHeaders, client_ip: str) -> Outgoing:
         kept.append((b"X-Forwarded-Proto", b"http"))
     if host and not has_host:
         kept.append((b"X-Forwarded-Host", host))
-    return Outgoing(kept, length, chunked, expects_continue, upgrade)
+    return Outgoing(kept, length, chunked, expects_continue, upgrade, host)
 
 
 def response_headers(raw: RawHeaders) -> tuple[RawHeaders, int | None]:

@@ -1,9 +1,10 @@
 """The client side of an http route: one protocol per connection, requests parsed by httptools.
 
-Each connection runs one coroutine that takes its requests in order (so pipelined requests
-are answered in order) and hands each to the route's handler, which writes the response
-straight to the transport. A client that goes away cancels its handler, as aiohttp's
-``handler_cancellation`` does: a hang or a slow upstream stops at once.
+Each connection runs one coroutine that first lets the route accept it (connection limits and
+connection-phase faults, before any request is read), then takes its requests in order (so
+pipelined requests are answered in order) and hands each to the route's handler, which writes
+the response straight to the transport. A client that goes away cancels its handler, as
+aiohttp's ``handler_cancellation`` does: a hang or a slow upstream stops at once.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class IncomingRequest:
 
 
 Handler = Callable[[IncomingRequest, "ClientConnection"], Awaitable[None]]
+# Called once per accepted connection, before its first request is read: None or an awaitable
+# (connection-phase faults); the connection is served unless it was closed meanwhile.
+Acceptor = Callable[["ClientConnection"], Awaitable[None] | None]
+REFUSAL_LINGER_S = 2.0  # after answering without reading: keep reading (and discarding) this long
 
 
 class _HeadTooLarge(Exception):
@@ -84,8 +89,8 @@ class ClientConnection(WriteFlow):
     """One client connection. The route writes with ``write``/``drain`` and ends it with
     ``abort`` (RST or FIN) or ``reset_after_flush``; ``must_close`` closes it after the response."""
 
-    def __init__(self, handler: Handler, registry: set[ClientConnection]) -> None:
-        self._handler, self._registry = handler, registry
+    def __init__(self, handler: Handler, registry: set[ClientConnection], accept: Acceptor | None = None) -> None:
+        self._handler, self._registry, self._accept = handler, registry, accept
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.client = ""
@@ -103,6 +108,7 @@ class ClientConnection(WriteFlow):
         self.stopped_parsing = False  # after an upgrade or malformed bytes: nothing more is read
         self._paused_by: set[str] = set()
         self.idle_since = time.monotonic()
+        self.head_since: float | None = None  # loop time a request head began; None when none is pending
 
     # -- transport callbacks
 
@@ -148,6 +154,7 @@ class ClientConnection(WriteFlow):
 
     def on_message_begin(self) -> None:
         self._url, self._headers, self._head_size = b"", [], 0
+        self.head_since = self._loop.time()
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -158,6 +165,7 @@ class ClientConnection(WriteFlow):
         self._grow(len(name) + len(value))
 
     def on_headers_complete(self) -> None:
+        self.head_since = None
         parser = self._parser
         assert self.transport is not None
         body = BodyStream(self._pause_for_body, self._resume_for_body)
@@ -186,6 +194,12 @@ class ClientConnection(WriteFlow):
 
     async def _serve(self) -> None:
         try:
+            if self._accept is not None:
+                opening = self._accept(self)
+                if opening is not None:
+                    await opening
+                if self.must_close:
+                    return  # refused, reset or answered at accept
             while True:
                 while not self._queue:
                     self._arrived = self._loop.create_future()
@@ -257,6 +271,26 @@ class ClientConnection(WriteFlow):
     @property
     def lost(self) -> bool:
         return self._lost is not None
+
+    def refuse(self, response: bytes | bytearray, linger: float = REFUSAL_LINGER_S) -> None:
+        """Answer without (reading) a request, then close, lingering: the response is written,
+        our side half-closed, and what the client still sends is read and dropped for ``linger``
+        seconds, so the kernel does not answer it with an RST that could destroy the response."""
+        transport = self.transport
+        if transport is None or self._lost is not None:
+            return
+        self.must_close = self.stopped_parsing = True
+        self.head_since = None
+        self._registry.discard(self)  # it no longer counts against the route's connection limit
+        if self._paused_by:
+            self._paused_by.clear()
+            transport.resume_reading()
+        transport.write(response)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._loop.call_later(linger, transport.close)
+        if self._task is not None and not self._task.done() and self._task is not asyncio.current_task():
+            self._task.cancel()  # a handler waiting for the next request has nothing left to do
 
     def write(self, data: bytes | bytearray) -> None:
         if self._lost is None and self.transport is not None:

@@ -4,8 +4,11 @@ Below aiohttp's Request/Response objects, where the profile said the time went (
 client connections are ``ClientConnection`` protocols, upstream ones come from an
 ``UpstreamPool``, both parsed by httptools, and bytes go to the transports as they are. With no
 fault selected a request costs one header pass each way and usually one write each way; the
-fault decision is one cheap check (an empty tuple means no work at all). Faults see the request
-through ``Exchange`` at the three phases of the contract, as before.
+fault decision is one cheap check (an empty tuple means no work at all). Faults see the exchange
+through their own views at the hooks of the contract (``faults.base``); connection-phase faults
+run once per accepted connection, from their own tuple, so requests pay nothing for them. A
+fault's abort (``AbortExchange``) is handled in one place, ``handle``; how a rewritten body is
+framed follows what the faults declare (``BodyEdit``), never a guess from the headers.
 """
 
 from __future__ import annotations
@@ -21,15 +24,16 @@ from typing import Any
 
 import structlog
 
-from faults import Exchange, Proceed, Reset, Respond
-from faults.errors import FaultAborted
+from faults import AbortExchange, BodyEdit, ExchangeData, Hook, Respond
 from proxy import h1
 from proxy.config import RouteConfig
 from proxy.forward_headers import Outgoing, response_headers, upstream_request_headers
 from proxy.h1_server import ClientBodyBroken, ClientConnection, IncomingRequest
+from proxy.http_admission import RESET_STATUS, ConnectionGate, abort
 from proxy.injection import Injection
 from proxy.leases import ActiveFault, FaultStore, path_filter
 from proxy.metrics import ProxyMetrics
+from proxy.observers import ExchangeEnd, ExchangeObserver
 from proxy.upstream_pool import (
     Body,
     UpstreamFailed,
@@ -42,9 +46,7 @@ log = structlog.get_logger("brownout.proxy")
 
 _NOT_READ: Any = object()
 _MEASURE_MAX = 8 * 1024 * 1024  # rewritten bodies up to this size get an exact Content-Length
-_CLIENT_IDLE_S = 75.0  # keep-alive client connections idle this long are closed
-_UPSTREAM_IDLE_S = 15.0  # pooled upstream connections likewise
-_RESET = 499  # counted status of a request answered by closing the connection
+_UPSTREAM_IDLE_S = 15.0  # pooled upstream connections idle this long are closed
 
 
 class HttpRoute:
@@ -66,6 +68,9 @@ class HttpRoute:
         self._faults: tuple[ActiveFault, ...] = ()
         self._needs_body = False
         self._paths: re.Pattern[str] | None = None
+        self.observers: list[ExchangeObserver] = []  # told of every effect and exchange (recording, tracing)
+        self._gate = ConnectionGate(config, store, metrics, self._connections, self.observers,
+                                    fault_header=fault_header, id_prefix=self._id_prefix)
         self.bound: tuple[str, int] | None = None
 
     # -- lifecycle
@@ -73,10 +78,10 @@ class HttpRoute:
     async def start(self) -> None:
         address = self.config.address
         self._listener = await asyncio.get_running_loop().create_server(
-            lambda: ClientConnection(self.handle, self._connections), address.host, address.port,
+            lambda: ClientConnection(self.handle, self._connections, self._gate.accept), address.host, address.port,
             reuse_address=True, backlog=1024)
         self.bound = self._listener.sockets[0].getsockname()[:2]
-        self._housekeeping = asyncio.create_task(self._close_idle_connections())
+        self._housekeeping = asyncio.create_task(self._housekeeping_loop())
 
     def stop_accepting(self) -> None:
         if self._listener is not None:
@@ -97,34 +102,36 @@ class HttpRoute:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
 
-    async def _close_idle_connections(self) -> None:
+    async def _housekeeping_loop(self) -> None:
         while True:
-            await asyncio.sleep(5)
-            cutoff = time.monotonic() - _CLIENT_IDLE_S
-            for connection in [c for c in self._connections if not c.busy and c.idle_since < cutoff]:
-                connection.close()
+            await asyncio.sleep(self._gate.sweep_interval)
+            self._gate.sweep()
             self._pool.close_idle(_UPSTREAM_IDLE_S)
 
     # -- the request path
 
     async def handle(self, request: IncomingRequest, client: ClientConnection) -> None:
         started = time.perf_counter()
-        status = _RESET  # unless an answer is sent: the client went away (the handler was cancelled)
+        status = RESET_STATUS  # unless an answer is sent: the client went away (the handler was cancelled)
+        injection: Injection | None = None
         try:
             outgoing = upstream_request_headers(request.headers, request.client)
-            injection = None
+            if not outgoing.host and not request.http10:
+                client.must_close = True
+                status = self._error(request, client, 400, "host", "an HTTP/1.1 request must have a Host header")
+                return
             faults = self._store.for_route(self.name)
             if faults and self._may_apply(request, faults):
                 injection = await self._select(request, client, outgoing, faults)
-            if injection is not None:
-                for hook in ("on_connection", "on_request"):
-                    outcome = await injection.run(hook)
-                    if not isinstance(outcome, Proceed):
+                if injection is not None:
+                    outcome = await injection.run(Hook.ON_REQUEST)
+                    if isinstance(outcome, Respond):
                         status = self._answer(request, client, outcome, injection)
                         return
             status = await self._forward(request, client, outgoing, injection)
-        except FaultAborted:
-            client.abort(rst=True)
+        except AbortExchange as aborted:  # the one place a fault's abort is carried out
+            status = RESET_STATUS
+            await abort(client, aborted.reset)
         except _TooLarge as too_large:
             status = self._error(request, client, 413, "body", f"request body over {too_large.limit} bytes")
         except ClientBodyBroken as broken:  # raised before anything was written to the client
@@ -135,6 +142,26 @@ class HttpRoute:
                 client.abort(rst=False)
         finally:
             self._requests.record(status, time.perf_counter() - started)
+            if injection is not None or self.observers:
+                self._ended(request, injection, status, started)
+
+    def _ended(self, request: IncomingRequest, injection: Injection | None, status: int, started: float) -> None:
+        """Once per exchange, in ``finally``: on_exchange_end hooks, effects, observers."""
+        effects = injection.finish(status, self.observers) if injection is not None else ()
+        if not self.observers:
+            return
+        duration = time.perf_counter() - started
+        request_id = injection.data.request_id if injection is not None else self._request_id(request)
+        end = ExchangeEnd(route=self.name, request_id=request_id, method=request.method, path=request.path,
+                          status=status, started_at=time.time() - duration, duration_s=duration, effects=effects)
+        for observer in self.observers:
+            try:
+                observer.exchange_ended(end)
+            except Exception:
+                log.exception("observer_failed", route=self.name, observer=type(observer).__name__)
+
+    def _request_id(self, request: IncomingRequest) -> str:
+        return request.header_map.get("X-Request-Id") or f"{self._id_prefix}-{next(self._ids)}"
 
     def _may_apply(self, request: IncomingRequest, faults: tuple[ActiveFault, ...]) -> bool:
         """The cheap check: can any fault's path glob fit? (Most requests stop here.)"""
@@ -156,14 +183,12 @@ class HttpRoute:
             return None
         upstream_headers = h1.as_multidict(outgoing.headers)
         if outgoing.declared_length is not None:
-            upstream_headers["Content-Length"] = str(outgoing.declared_length)  # faults that rewrite the body drop it
-        ex = Exchange(
-            route=self.name, request_id=headers.get("X-Request-Id") or f"{self._id_prefix}-{next(self._ids)}",
-            method=method, path=path, query=request.query, client=request.client,
-            rng=selected[0].rng, now=time.monotonic, sleep=selected[0].sleep,
-            request_headers=upstream_headers, request_json=json_body,
+            upstream_headers["Content-Length"] = str(outgoing.declared_length)  # for faults to read
+        data = ExchangeData(
+            route=self.name, request_id=self._request_id(request), method=method, path=path, query=request.query,
+            client=request.client, now=time.monotonic, request_headers=upstream_headers, request_json=json_body,
         )
-        return Injection(selected, ex, self._metrics)
+        return Injection(selected, data, self._metrics)
 
     async def _read_json(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing) -> Any:
         """Body predicates need the request body: read it (bounded) and keep it for upstream."""
@@ -177,11 +202,8 @@ class HttpRoute:
         except ValueError:
             return _NOT_READ
 
-    def _answer(self, request: IncomingRequest, client: ClientConnection, outcome: Reset | Respond,
+    def _answer(self, request: IncomingRequest, client: ClientConnection, outcome: Respond,
                 injection: Injection | None) -> int:
-        if isinstance(outcome, Reset):
-            client.abort(rst=not outcome.graceful)
-            return _RESET
         headers = [(k.encode("latin-1"), h1.encode_value(v)) for k, v in outcome.headers]
         return self._respond(request, client, outcome.status, outcome.body, headers, injection)
 
@@ -194,7 +216,11 @@ class HttpRoute:
         if outgoing.upgrade == b"websocket":
             client.must_close = True
             return self._error(request, client, 501, "websocket", "WebSocket upgrades are not proxied by Brownout")
-        head, body = self._upstream_request(request, client, outgoing, injection)
+        if injection is None:
+            head, body = self._upstream_head(request, outgoing.headers, self._request_body(request, client, outgoing),
+                                             outgoing.declared_length)
+        else:
+            head, body = await self._faulted_upstream_request(request, client, outgoing, injection)
         try:
             upstream = await self._pool.request(head, body, head_only=request.raw_method == b"HEAD")
         except UpstreamFailed as failure:
@@ -204,50 +230,60 @@ class HttpRoute:
             headers, upstream_length = response_headers(upstream.headers)
             status, phrase, length = upstream.status, upstream.reason, upstream_length
             if injection is not None:
-                injection.ex.status, injection.ex.response_headers = status, h1.as_multidict(headers)
-                outcome = await injection.run("on_response")
-                if not isinstance(outcome, Proceed):
+                data = injection.data
+                data.status, data.response_headers = status, h1.as_multidict(headers)
+                outcome = await injection.run(Hook.ON_RESPONSE)
+                if isinstance(outcome, Respond):
                     return self._answer(request, client, outcome, injection)
-                if injection.ex.status is not None and injection.ex.status != status:
-                    status, phrase = injection.ex.status, h1.reason(injection.ex.status)
-                headers = h1.from_multidict(injection.ex.response_headers)
-                length = h1.parse_length(injection.ex.response_headers.get("Content-Length"))
+                if data.status is not None and data.status != status:
+                    status, phrase = data.status, h1.reason(data.status)
+                headers = h1.from_multidict(data.response_headers)
+                length = h1.parse_length(data.response_headers.get("Content-Length"))
             await self._send_response(request, client, upstream, status, phrase, headers, length, upstream_length,
                                       injection)
             return status
         finally:
             upstream.release()
 
-    def _upstream_request(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
-                          injection: Injection | None) -> tuple[bytearray, Body]:
+    def _request_body(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing) -> Body:
+        """The client's body as it is to be sent: whole when it is all here, else its pieces."""
+        if outgoing.declared_length is None and not outgoing.chunked:
+            return None
+        if request.read_body is not None:
+            return request.read_body  # a body predicate read it already
+        if request.body.complete:
+            return request.body.take_all()  # arrived with the head: sent with it, in one write
+        self._send_continue(request, client, outgoing)
+        return request.body.pieces()
+
+    def _upstream_head(self, request: IncomingRequest, headers: h1.RawHeaders, body: Body,
+                       declared: int | None) -> tuple[bytearray, Body]:
         """The head and body to send upstream, framed by what is actually sent."""
-        headers, declared = outgoing.headers, outgoing.declared_length
-        wrapped = injection is not None and injection.uses("wrap_request_body")
-        if injection is not None:
-            if "Content-Length" not in injection.ex.request_headers:
-                declared = None  # a fault that rewrites the body dropped it
-            headers = [(n, v) for n, v in h1.from_multidict(injection.ex.request_headers) if n.lower() not in h1.FRAMING]
-        has_body = outgoing.declared_length is not None or outgoing.chunked
-        body: Body = None
-        if has_body and request.read_body is not None:
-            body = request.read_body  # a body predicate read it already
-        elif has_body and request.body.complete:
-            body = request.body.take_all()  # arrived with the head: sent with it, in one write
-        elif has_body:
-            self._send_continue(request, client, outgoing)
-            body = request.body.pieces()
-        if body is not None and wrapped:
-            assert injection is not None
-            body = injection.wrap("wrap_request_body", _as_pieces(body))
         if isinstance(body, bytes):
             headers.append((b"Content-Length", b"%d" % len(body)))
-        elif body is not None and declared is not None and not wrapped:
+        elif body is not None and declared is not None:
             headers.append((b"Content-Length", b"%d" % declared))
         elif body is not None:
             headers.append((b"Transfer-Encoding", b"chunked"))
             body = _chunked(body)
         headers.insert(0, (b"Host", self._pool.host_header))
         return h1.request_head(request.raw_method, self._pool.prefix + request.target, headers), body
+
+    async def _faulted_upstream_request(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
+                                        injection: Injection) -> tuple[bytearray, Body]:
+        """As ``_upstream_head``, with the faults' headers, and their body wrappers framed as they declare."""
+        headers = [(n, v) for n, v in h1.from_multidict(injection.data.request_headers) if n.lower() not in h1.FRAMING]
+        body = self._request_body(request, client, outgoing)
+        declared = outgoing.declared_length
+        if body is not None and injection.uses(Hook.WRAP_REQUEST_BODY):
+            edit = injection.edit(Hook.WRAP_REQUEST_BODY)
+            size = len(body) if isinstance(body, bytes) else declared
+            body = injection.wrap(Hook.WRAP_REQUEST_BODY, _as_pieces(body))
+            if edit is BodyEdit.REWRITE and size is not None and size <= _MEASURE_MAX:
+                body = b"".join([piece async for piece in body])  # measured: sent with its exact length
+            elif edit is not BodyEdit.NONE:
+                declared = None  # new bytes of unknown length: chunked
+        return self._upstream_head(request, headers, body, declared)
 
     async def _send_response(self, request: IncomingRequest, client: ClientConnection, upstream: UpstreamResponse,
                              status: int, phrase: bytes, headers: h1.RawHeaders, length: int | None,
@@ -257,15 +293,18 @@ class HttpRoute:
             client.write(h1.response_head(status, phrase, self._connection_header(request, client, headers, True)))
             return
         pieces: AsyncIterator[bytes] | None = None
-        if injection is not None and injection.uses("wrap_response_body"):
-            pieces = injection.wrap("wrap_response_body", upstream.body.pieces())
-            if length is None and upstream_length is not None and upstream_length <= _MEASURE_MAX:
-                # The fault dropped the Content-Length of a body of known size: it rewrites the
-                # body. Measure what it produces, so the client gets an exact Content-Length.
+        if injection is not None and injection.uses(Hook.WRAP_RESPONSE_BODY):
+            edit = injection.edit(Hook.WRAP_RESPONSE_BODY)
+            pieces = injection.wrap(Hook.WRAP_RESPONSE_BODY, upstream.body.pieces())
+            if edit is not BodyEdit.NONE:  # new bytes: upstream's length no longer applies
+                headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
+                length = None
+            if edit is BodyEdit.REWRITE and upstream_length is not None and upstream_length <= _MEASURE_MAX:
+                # A whole new document of bounded size: measure it, so the client gets an exact length.
                 try:
                     whole = b"".join([piece async for piece in pieces])
-                except FaultAborted:
-                    client.abort(rst=True)
+                except (OSError, TimeoutError, UpstreamProtocolError) as exc:
+                    self._upstream_broke(client, exc)
                     return
                 headers.append((b"Content-Length", b"%d" % len(whole)))
                 client.write(h1.response_head(status, phrase, self._connection_header(request, client, headers, True))
@@ -297,21 +336,21 @@ class HttpRoute:
                     sent += len(piece)
                     client.write(h1.chunk(piece) if chunked else piece)
                     await client.drain()
-        except FaultAborted:
-            await client.reset_after_flush()
-            return
         except (OSError, TimeoutError, UpstreamProtocolError) as exc:
-            if client.lost:
-                return  # the client went away: nothing to tell it
-            # The upstream died mid-stream: break the client's response rather than hang or lie.
-            self._metrics.upstream_errors.labels(self.name, "midstream").inc()
-            log.warning("upstream_broke_midstream", route=self.name, error=repr(exc))
-            client.abort(rst=False)
+            self._upstream_broke(client, exc)
             return
         if length is not None and sent < length:
             client.abort(rst=False)  # a short read, as a truncating fault asked
         elif chunked:
             client.write(h1.LAST_CHUNK)
+
+    def _upstream_broke(self, client: ClientConnection, exc: BaseException) -> None:
+        if client.lost:
+            return  # the client went away: nothing to tell it
+        # The upstream died mid-stream: break the client's response rather than hang or lie.
+        self._metrics.upstream_errors.labels(self.name, "midstream").inc()
+        log.warning("upstream_broke_midstream", route=self.name, error=repr(exc))
+        client.abort(rst=False)
 
     def _connection_header(self, request: IncomingRequest, client: ClientConnection, headers: h1.RawHeaders,
                            framed: bool) -> h1.RawHeaders:

@@ -1,77 +1,98 @@
-"""Running the faults selected for one request, each call isolated.
+"""Running the faults selected for one exchange, each through its own view, each call isolated.
 
-An exception inside a fault is logged and counted, and the request carries on without
-that fault; ``CancelledError`` and ``FaultAborted`` always propagate.
+An exception inside a fault is logged and counted, and the exchange carries on without that
+fault; ``CancelledError`` and ``AbortExchange`` always propagate (a ``Reset`` a hook returns
+becomes an ``AbortExchange``, so the route handles every abort in one place). When the exchange
+ends, ``finish`` runs the ``on_exchange_end`` hooks and turns what each fault reported into one
+``FaultEffect``: logged as ``fault_injected``, counted, and handed to the route's observers.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import structlog
 
-from faults import PROCEED, Exchange, Outcome, Proceed
-from faults.errors import FaultAborted
+from faults import PROCEED, AbortExchange, BodyEdit, Exchange, ExchangeData, Hook, Outcome, Proceed, Reset
 from proxy.leases import ActiveFault
 from proxy.metrics import ProxyMetrics
+from proxy.observers import ExchangeObserver, FaultEffect
 
 log = structlog.get_logger("brownout.proxy")
 
 
 class Injection:
-    """The faults that apply to one request, and the exchange they share."""
+    """The faults that apply to one exchange, the data they share and each one's view of it."""
 
-    __slots__ = ("faults", "ex", "_metrics")
+    __slots__ = ("faults", "views", "data", "_metrics")
 
-    def __init__(self, faults: tuple[ActiveFault, ...], ex: Exchange, metrics: ProxyMetrics) -> None:
+    def __init__(self, faults: tuple[ActiveFault, ...], data: ExchangeData, metrics: ProxyMetrics) -> None:
         self.faults = faults
-        self.ex = ex
+        self.data = data
+        self.views = tuple(active.view(data) for active in faults)
         self._metrics = metrics
-        for active in faults:
-            metrics.faults_injected.labels(ex.route, active.type).inc()
-            log.info("fault_injected", fault_id=active.id, kind=active.type, route=ex.route, request_id=ex.request_id)
 
     @property
     def ids(self) -> str:
         return ",".join(f.id for f in self.faults)
 
-    def uses(self, hook: str) -> bool:
+    def uses(self, hook: Hook) -> bool:
         return any(hook in f.hooks for f in self.faults)
 
-    async def run(self, hook: str) -> Outcome:
-        """Call ``hook`` on each fault in order; the first non-``Proceed`` outcome wins."""
-        for active in self.faults:
+    async def run(self, hook: Hook) -> Outcome:
+        """Call ``hook`` on each fault in order; the first non-``Proceed`` outcome wins (a ``Reset`` is raised)."""
+        for active, view in zip(self.faults, self.views, strict=True):
             if hook not in active.hooks or active.removed:
                 continue
-            self.ex.sleep = active.sleep
+            view.hook = hook
             try:
-                outcome = await getattr(active.fault, hook)(self.ex)
-            except (asyncio.CancelledError, FaultAborted):
+                outcome = await getattr(active.fault, hook)(view)
+            except (asyncio.CancelledError, AbortExchange):
                 raise
             except Exception:
                 self._failed(active, hook)
                 continue
+            if isinstance(outcome, Reset):
+                raise AbortExchange(outcome)
             if not isinstance(outcome, Proceed):
                 return outcome
         return PROCEED
 
-    def wrap(self, hook: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        for active in self.faults:
+    def edit(self, hook: Hook) -> BodyEdit:
+        """What the body wrappers of ``hook`` do to the bytes, together: the strongest edit wins."""
+        edits = []
+        for active, view in zip(self.faults, self.views, strict=True):
             if hook in active.hooks:
-                chunks = self._guarded(active, hook, chunks)
+                fault: Any = active.fault
+                try:
+                    edits.append(fault.request_edit(view) if hook == Hook.WRAP_REQUEST_BODY else fault.response_edit(view))
+                except Exception:
+                    self._failed(active, hook)
+        return BodyEdit.strongest(edits)
+
+    def wrap(self, hook: Hook, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        for active, view in zip(self.faults, self.views, strict=True):
+            if hook in active.hooks:
+                chunks = self._guarded(active, view, hook, chunks)
         return chunks
 
-    async def _guarded(self, active: ActiveFault, hook: str, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        wrapped: Any = getattr(active.fault, hook)(self.ex, source)
+    async def _guarded(self, active: ActiveFault, view: Exchange, hook: Hook,
+                       source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        view.hook = hook
+        try:
+            wrapped: Any = getattr(active.fault, hook)(view, source)
+        except Exception:
+            self._failed(active, hook)
+            wrapped = source
         while True:
-            self.ex.sleep = active.sleep  # wrappers interleave: each sleeps on its own lease
             try:
                 chunk = await wrapped.__anext__()
             except StopAsyncIteration:
                 return
-            except (asyncio.CancelledError, FaultAborted):
+            except (asyncio.CancelledError, AbortExchange):
                 raise
             except Exception:
                 self._failed(active, hook)
@@ -80,7 +101,41 @@ class Injection:
                 return
             yield chunk
 
-    def _failed(self, active: ActiveFault, hook: str) -> None:
-        self._metrics.fault_errors.labels(self.ex.route, active.type).inc()
-        log.exception("fault_failed", fault_id=active.id, kind=active.type, hook=hook,
-                      route=self.ex.route, request_id=self.ex.request_id)
+    def finish(self, status: int, observers: Sequence[ExchangeObserver]) -> tuple[FaultEffect, ...]:
+        """The exchange ended with ``status``: run ``on_exchange_end`` once per fault, then record the effects."""
+        self.data.status = status
+        for active, view in zip(self.faults, self.views, strict=True):
+            if Hook.ON_EXCHANGE_END in active.hooks:
+                view.hook = Hook.ON_EXCHANGE_END
+                try:
+                    active.fault.on_exchange_end(view)  # type: ignore[union-attr]
+                except Exception:
+                    self._failed(active, Hook.ON_EXCHANGE_END)
+        return tuple(effect(active, view, self._metrics, observers) for active, view in zip(self.faults, self.views,
+                                                                                             strict=True))
+
+    def _failed(self, active: ActiveFault, hook: Hook) -> None:
+        self._metrics.fault_errors.labels(self.data.route, active.type).inc()
+        log.exception("fault_failed", fault_id=active.id, kind=active.type, hook=str(hook),
+                      route=self.data.route, request_id=self.data.request_id)
+
+
+def effect(active: ActiveFault, view: Exchange, metrics: ProxyMetrics,
+           observers: Sequence[ExchangeObserver]) -> FaultEffect:
+    """One fault's record of one exchange (or connection): logged, counted, observed."""
+    data = view.data
+    record = FaultEffect(
+        fault_id=active.id, kind=active.type, route=data.route, request_id=data.request_id,
+        hook=view.effect_hook, at_s=round(view.effect_at, 6),
+        details=MappingProxyType(dict(view.details) if view.details else {}),
+    )
+    metrics.faults_injected.labels(data.route, active.type).inc()
+    log.info("fault_injected", fault_id=record.fault_id, kind=record.kind, route=record.route,
+             request_id=record.request_id, hook=str(record.hook) if record.hook else None, at_s=record.at_s,
+             details=dict(record.details))
+    for observer in observers:
+        try:
+            observer.fault_effect(record)
+        except Exception:
+            log.exception("observer_failed", route=data.route, observer=type(observer).__name__)
+    return record

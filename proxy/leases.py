@@ -2,8 +2,10 @@
 
 Every fault added through the API is a lease: it expires unless renewed, so a runner that
 dies cannot leave faults behind. Faults from the config file are static (never expire).
-The per-route tuples read by the request path are rebuilt on every change (copy on
-write), so a request reads one tuple and never takes a lock.
+The per-route tuples read by the data path are rebuilt on every change (copy on write), so a
+request reads one tuple and never takes a lock. Connection-phase faults (whose hooks include
+``on_connection``) have their own tuple, read once per accepted connection, so the request
+path pays nothing for them.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from faults import Fault, Match
-from faults.errors import Conflict, NotFound
+from faults import Exchange, ExchangeData, Fault, Hook, Match
+from faults.errors import Conflict, InvalidInput, NotFound
+
+# What a connection-phase fault cannot match on: nothing of a request is known yet.
+_REQUEST_CONDITIONS = ("methods", "path", "headers", "body")
 
 
 @dataclass(eq=False)
@@ -35,7 +40,8 @@ class ActiveFault:
     expires_at: float | None  # wall clock; None when static
     seed: int
     rng: random.Random = field(repr=False)
-    hooks: frozenset[str] = frozenset()
+    hooks: frozenset[Hook] = frozenset()
+    state: Any = field(default=None, repr=False)  # the kind's state across exchanges (``ex.state``)
     seen: int = 0
     injections: int = 0
     on_remove: Callable[[], Any] | None = field(default=None, repr=False)
@@ -53,6 +59,22 @@ class ActiveFault:
             await asyncio.wait_for(self._removed.wait(), seconds if seconds != float("inf") else None)
         except TimeoutError:
             pass
+
+    @property
+    def connection_phase(self) -> bool:
+        return Hook.ON_CONNECTION in self.hooks
+
+    def view(self, data: ExchangeData) -> Exchange:
+        """This fault's view of an exchange: its own rng, sleep and state."""
+        return Exchange(data, rng=self.rng, sleep=self.sleep, state=self.state)
+
+    def decide_connection(self) -> bool:
+        """Once per accepted connection (connection-phase faults): the counts and probability."""
+        self.seen += 1
+        if self.match.decide(self.seen, self.injections, self.rng):
+            self.injections += 1
+            return True
+        return False
 
     def decide(self, method: str, path: str, headers: Any, json_body: Any) -> bool:
         """Once per request: does this fault apply? Updates the match counters."""
@@ -78,6 +100,19 @@ class ActiveFault:
         }
 
 
+def check_hooks(fault: Fault, match: Match) -> frozenset[Hook]:
+    """The hooks ``fault`` uses, checked against ``match``: a connection-phase fault runs before
+    any request is read, so it can match only on probability and counts."""
+    hooks = fault.hooks()
+    if Hook.ON_CONNECTION in hooks:
+        if hooks != {Hook.ON_CONNECTION}:
+            raise TypeError(f"{type(fault).__name__}: a fault that uses on_connection uses no other hook")
+        for key in _REQUEST_CONDITIONS:
+            if getattr(match, key) is not None:
+                raise InvalidInput("a connection-phase fault matches only on probability and counts", f"match.{key}")
+    return hooks
+
+
 def path_filter(faults: tuple[ActiveFault, ...]) -> re.Pattern[str] | None:
     """One regex matching every path that any of ``faults`` could apply to: the request path
     rules most requests out in one call. None when a fault has no path glob (matches any path)."""
@@ -99,6 +134,7 @@ class FaultStore:
     def __init__(self, *, seed: int | None = None, wall: Callable[[], float] = time.time) -> None:
         self._by_id: dict[str, ActiveFault] = {}
         self._http_by_route: dict[str, tuple[ActiveFault, ...]] = {}
+        self._connection_by_route: dict[str, tuple[ActiveFault, ...]] = {}
         self._seed_source = random.Random(seed)
         self._ids = itertools.count(1)
         self._wall = wall
@@ -108,7 +144,12 @@ class FaultStore:
     # -- reads (the request path uses only ``for_route``)
 
     def for_route(self, route: str) -> tuple[ActiveFault, ...]:
+        """The request-phase faults of ``route``."""
         return self._http_by_route.get(route, ())
+
+    def for_connections(self, route: str) -> tuple[ActiveFault, ...]:
+        """The connection-phase faults of ``route``."""
+        return self._connection_by_route.get(route, ())
 
     def __contains__(self, fault_id: object) -> bool:
         return fault_id in self._by_id
@@ -143,12 +184,13 @@ class FaultStore:
         fault_id = fault_id or self.new_id(fault_type)
         if fault_id in self._by_id:
             raise Conflict(f"a fault with id {fault_id!r} already exists")
+        hooks = check_hooks(fault, match) if fault is not None else frozenset()
         seed = self.new_seed() if seed is None else seed
         now = self._wall()
         active = ActiveFault(
             id=fault_id, type=fault_type, route=route, fault=fault, match=match, created_at=now,
             expires_at=None if ttl is None else now + ttl, seed=seed, rng=random.Random(seed),
-            hooks=type(fault).hooks() if fault is not None else frozenset(), on_remove=on_remove,
+            hooks=hooks, state=fault.new_state() if fault is not None else None, on_remove=on_remove,
         )
         self._by_id[fault_id] = active
         self._rebuild(route)
@@ -162,10 +204,12 @@ class FaultStore:
         return active
 
     def replace_fault(self, fault_id: str, fault: Fault) -> ActiveFault:
-        """New parameters, same id, counters and lease."""
+        """New parameters, same id, counters, lease and state (which the new parameters may adapt)."""
         active = self.get(fault_id)
-        active.fault = fault
-        active.hooks = type(fault).hooks()
+        hooks = check_hooks(fault, active.match)
+        if active.state is not None:
+            fault.reconfigure_state(active.state)
+        active.fault, active.hooks = fault, hooks
         self._rebuild(active.route)
         return active
 
@@ -194,7 +238,9 @@ class FaultStore:
         self._listeners.append(listener)
 
     def _rebuild(self, route: str) -> None:
-        self._http_by_route[route] = tuple(f for f in self._by_id.values() if f.route == route and f.fault is not None)
+        faults = [f for f in self._by_id.values() if f.route == route and f.fault is not None]
+        self._http_by_route[route] = tuple(f for f in faults if not f.connection_phase)
+        self._connection_by_route[route] = tuple(f for f in faults if f.connection_phase)
         for listener in self._listeners:
             listener(route)
 

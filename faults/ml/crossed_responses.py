@@ -11,6 +11,7 @@ from faults.ml.jsonbody import JsonResponseFault
 from faults.ml.protocols import Protocol
 
 _MAX_KEYS = 64  # routes × paths remembered; the least recently used is forgotten
+Recent = OrderedDict[tuple[str, ...], deque[bytes]]
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,18 @@ class CrossedResponsesFault(JsonResponseFault):
     def validate(self) -> None:
         require(1 <= self.buffer_size <= 1024, "buffer_size", f"must be between 1 and 1024, got {self.buffer_size}")
 
-    def _recent(self, key: tuple[str, ...]) -> deque[bytes]:
-        # Mutable state on a frozen fault: kept outside the fields, so params and equality ignore it.
-        store: OrderedDict[tuple[str, ...], deque[bytes]] = self.__dict__.setdefault("_recent_bodies", OrderedDict())
+    # The recent bodies are the fault's state across exchanges (``ex.state``): kept when a
+    # PATCH changes the parameters, resized to a new ``buffer_size``.
+
+    def new_state(self) -> Recent:
+        return OrderedDict()
+
+    def reconfigure_state(self, state: Recent) -> None:
+        for key, bodies in state.items():
+            if bodies.maxlen != self.buffer_size:
+                state[key] = deque(bodies, maxlen=self.buffer_size)
+
+    def _recent(self, store: Recent, key: tuple[str, ...]) -> deque[bytes]:
         bodies = store.pop(key, None)
         if bodies is None:
             bodies = deque(maxlen=self.buffer_size)
@@ -50,9 +60,10 @@ class CrossedResponsesFault(JsonResponseFault):
 
     def transform(self, raw: bytes, ex: Exchange) -> bytes:
         key = (ex.route, ex.method, ex.path) if self.same_path else (ex.route,)
-        bodies = self._recent(key)
+        bodies = self._recent(ex.state, key)
         others = [body for body in bodies if body != raw]
         bodies.append(raw)
+        ex.report(crossed=bool(others))
         return ex.rng.choice(others) if others else raw
 
     def rewrite(self, doc: Any, protocol: Protocol, ex: Exchange) -> int:

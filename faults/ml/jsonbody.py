@@ -3,10 +3,11 @@
 The body is buffered (bounded), parsed leniently (bare ``NaN``/``Infinity`` tokens, as TF
 Serving and Python servers emit them), handed to the kind, and re-serialised only when the
 kind changed something: an untouched body leaves byte for byte. Only successful (2xx),
-uncompressed responses are touched; for those ``Content-Length`` is dropped in ``on_response``
-(the body is not known yet), so the proxy frames what the rewrite produces. A kind that sets
-``rewrites_events`` also rewrites the JSON ``data:`` of each Server-Sent Event of a streamed
-response (OpenAI ``stream: true`` chunks), event by event, without buffering the stream.
+uncompressed responses are touched; for those the kind declares a ``REWRITE`` body edit, so the
+proxy frames what the rewrite produces. A kind that sets ``rewrites_events`` also rewrites the
+JSON ``data:`` of each Server-Sent Event of a streamed response (OpenAI ``stream: true``
+chunks), event by event, without buffering the stream (a ``STREAM`` edit). Each kind reports
+``values_changed`` (summed over the events of a stream).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from faults.base import PROCEED, Exchange, Fault, Outcome
+from faults.base import BodyEdit, Exchange, Fault
 from faults.json_ops import dumps
 from faults.jsonpath import JsonPath
 from faults.ml.protocols import Protocol, detect
@@ -75,24 +76,30 @@ class JsonResponseFault(Fault):
         """The body the client gets (``raw`` itself when nothing applied)."""
         doc = loads_lenient(raw)
         if doc is _NOT_JSON:
+            ex.report(values_changed=0, not_json=True)
             return raw
-        return dumps(doc) if self.rewrite(doc, detect(ex.path, doc), ex) else raw
+        changed = self.rewrite(doc, detect(ex.path, doc), ex)
+        ex.report(values_changed=changed)
+        return dumps(doc) if changed else raw
 
     def transform_event(self, raw: bytes, ex: Exchange) -> bytes:
         """One SSE event as the client gets it (``raw`` itself when nothing applied)."""
         event = parse(raw)
         doc = event.json()
-        if doc is None or not self.rewrite(doc, detect(ex.path, doc), ex):
+        changed = self.rewrite(doc, detect(ex.path, doc), ex) if doc is not None else 0
+        if not changed:
             return raw
+        before = ex.details.get("values_changed", 0) if ex.details else 0
+        ex.report(values_changed=int(before) + changed)
         return format_event(dumps_event(doc), event=event.event, event_id=event.id, eol=event.eol)
 
     def _streams_events(self, ex: Exchange) -> bool:
         return self.rewrites_events and is_event_stream(ex)
 
-    async def on_response(self, ex: Exchange) -> Outcome:
-        if is_rewritable(ex) or self._streams_events(ex):
-            ex.response_headers.popall("Content-Length", None)
-        return PROCEED
+    def response_edit(self, ex: Exchange) -> BodyEdit:
+        if self._streams_events(ex):
+            return BodyEdit.STREAM
+        return BodyEdit.REWRITE if is_rewritable(ex) else BodyEdit.NONE
 
     def wrap_response_body(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         if self._streams_events(ex):

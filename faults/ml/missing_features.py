@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from faults.base import PROCEED, Exchange, Outcome, require
+from faults.base import BodyEdit, Exchange, Hook, require
 from faults.json_ops import dumps
 from faults.jsonpath import compile_path
 from faults.ml import records
@@ -80,18 +80,16 @@ class MissingFeaturesFault(JsonResponseFault):
             return sum(p.remove(doc) for p in paths)
         return edit_at(paths, doc, lambda _old: None, ex.rng, self.fraction)
 
+    def hooks(self) -> frozenset[Hook]:
+        return frozenset({Hook.WRAP_RESPONSE_BODY if self.direction == "response" else Hook.WRAP_REQUEST_BODY})
+
     def wrap_response_body(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         return super().wrap_response_body(ex, body) if self.direction == "response" else body
 
-    async def on_response(self, ex: Exchange) -> Outcome:
-        return await super().on_response(ex) if self.direction == "response" else PROCEED
-
     # -- request side (the model's input rows)
 
-    async def on_request(self, ex: Exchange) -> Outcome:
-        if self.direction == "request" and is_json_request(ex):
-            ex.request_headers.popall("Content-Length", None)
-        return PROCEED
+    def request_edit(self, ex: Exchange) -> BodyEdit:
+        return BodyEdit.REWRITE if self.direction == "request" and is_json_request(ex) else BodyEdit.NONE
 
     def wrap_request_body(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         if self.direction != "request" or not is_json_request(ex):
@@ -109,4 +107,5 @@ class MissingFeaturesFault(JsonResponseFault):
             changed = records.drop_features(doc, set(pick(ex.rng, names, self.fraction)))
         else:
             changed = sum(records.null_out(s) for s in pick(ex.rng, records.slots(doc, self.features), self.fraction))
+        ex.report(values_changed=changed)
         return dumps(doc) if changed else raw

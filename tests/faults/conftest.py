@@ -1,4 +1,4 @@
-"""Fakes for fault unit tests: a virtual clock and exchanges with a seeded rng."""
+"""Fakes for fault unit tests: a virtual clock and exchanges (one fault's view) with a seeded rng."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def make_exchange(clock: FakeClock) -> Callable[..., Exchange]:
-    def make(seed: int = 1, **kw: Any) -> Exchange:
+    def make(seed: int = 1, state: Any = None, **kw: Any) -> Exchange:
         status = kw.pop("status", None)
         response_headers = kw.pop("response_headers", None)
         kw.setdefault("route", "model-api")
@@ -61,7 +61,7 @@ def make_exchange(clock: FakeClock) -> Callable[..., Exchange]:
         kw.setdefault("path", "/v1/models/m:predict")
         if "request_headers" in kw:
             kw["request_headers"] = CIMultiDict(kw["request_headers"])
-        ex = Exchange(rng=random.Random(seed), now=clock.now, sleep=clock.sleep, **kw)
+        ex = Exchange.build(rng=random.Random(seed), now=clock.now, sleep=clock.sleep, state=state, **kw)
         ex.status = status
         if response_headers is not None:
             ex.response_headers = CIMultiDict(response_headers)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import pytest
 
-from faults.base import Fault
-from faults.catalogue import KINDS, build_fault, describe, kind_class, known_kinds
+from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, class_hooks
+from faults.catalogue import KINDS, build_fault, check_kind, describe, kind_class, known_kinds
 from faults.errors import InvalidInput
 
 GOOD = {
@@ -45,8 +46,8 @@ def test_build_describe_and_round_trip(kind: str) -> None:
     entry = describe(type(fault))
     assert entry["type"] == kind and entry["summary"] and entry["params"]
     assert set(entry["params"]) == set(fault.params())
-    assert type(fault).hooks() and type(fault).hooks() <= {
-        "on_connection", "on_request", "on_response", "wrap_request_body", "wrap_response_body"}
+    assert fault.hooks() and fault.hooks() <= set(Hook)
+    assert fault.hooks() <= class_hooks(type(fault))  # a kind narrows its hooks, never invents one
 
 
 @pytest.mark.parametrize("cls", KINDS)
@@ -67,3 +68,50 @@ def test_params_must_be_an_object() -> None:
     with pytest.raises(InvalidInput) as err:
         build_fault("latency", [1, 2])
     assert err.value.field == "params"
+
+
+@dataclass(frozen=True)
+class Misspelt(Fault):
+    """Means to answer on_response, but the name is wrong: it would never run."""
+
+    kind = "misspelt"
+
+    async def on_responce(self, ex: Exchange) -> Outcome:
+        return PROCEED
+
+
+@dataclass(frozen=True)
+class SyncHook(Fault):
+    """An on_request that is not async: the proxy would await a plain value."""
+
+    kind = "sync_hook"
+
+    def on_request(self, ex: Exchange) -> Outcome:  # type: ignore[override]
+        return PROCEED
+
+
+@dataclass(frozen=True)
+class AsyncEnd(Fault):
+    """on_exchange_end runs in the proxy's finally block: it must be a plain method."""
+
+    kind = "async_end"
+
+    async def on_exchange_end(self, ex: Exchange) -> None:  # type: ignore[override]
+        return None
+
+
+def test_a_misspelt_hook_is_refused_when_registered() -> None:
+    with pytest.raises(TypeError, match=r"Misspelt\.on_responce: not a hook"):
+        check_kind(Misspelt)
+
+
+@pytest.mark.parametrize(("cls", "message"), [(SyncHook, "on_request: must be async"),
+                                              (AsyncEnd, "on_exchange_end: must be a plain")])
+def test_a_hook_of_the_wrong_kind_is_refused(cls: type[Fault], message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        check_kind(cls)
+
+
+def test_every_registered_kind_passes_the_check() -> None:
+    for cls in KINDS:
+        check_kind(cls)

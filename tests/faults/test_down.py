@@ -1,4 +1,4 @@
-"""down: refuse (FIN, no byte), reset (RST) or 503 with Retry-After, at connection phase."""
+"""down: refuse (FIN, no byte), reset (RST) or 503 with Retry-After, on every request."""
 
 from __future__ import annotations
 
@@ -6,23 +6,27 @@ import json
 
 import pytest
 
-from faults.base import Reset, Respond
+from faults.base import Hook, Reset, Respond
 from faults.catalogue import build_fault
 from faults.down import DownFault
 from faults.errors import InvalidInputs
 
 
 async def test_refuse_closes_without_a_byte(make_exchange) -> None:
-    assert await build_fault("down", {}).on_connection(make_exchange()) == Reset(graceful=True)
+    ex = make_exchange()
+    assert await build_fault("down", {}).on_request(ex) == Reset(graceful=True)
+    assert ex.details == {"mode": "refuse"}
 
 
 async def test_reset_sends_rst(make_exchange) -> None:
-    assert await DownFault(mode="reset").on_connection(make_exchange()) == Reset(graceful=False)
+    assert await DownFault(mode="reset").on_request(make_exchange()) == Reset(graceful=False)
 
 
 @pytest.mark.parametrize("mode", ["503", 503])
 async def test_503_with_retry_after(mode, make_exchange) -> None:
-    out = await build_fault("down", {"mode": mode, "retry_after_s": 30}).on_connection(make_exchange())
+    ex = make_exchange()
+    out = await build_fault("down", {"mode": mode, "retry_after_s": 30}).on_request(ex)
+    assert ex.details == {"mode": "503", "status": 503}
     assert isinstance(out, Respond) and out.status == 503
     assert ("Retry-After", "30") in out.headers
     assert ("Content-Type", "application/json") in out.headers
@@ -30,7 +34,7 @@ async def test_503_with_retry_after(mode, make_exchange) -> None:
 
 
 async def test_503_without_retry_after(make_exchange) -> None:
-    out = await DownFault(mode="503").on_connection(make_exchange())
+    out = await DownFault(mode="503").on_request(make_exchange())
     assert [k for k, _ in out.headers] == ["Content-Type"]
 
 
@@ -50,4 +54,4 @@ def test_bad_params_name_the_field(params: dict, field: str) -> None:
 
 
 def test_hooks() -> None:
-    assert DownFault.hooks() == {"on_connection"}
+    assert DownFault().hooks() == {Hook.ON_REQUEST}  # per request: open keep-alive connections see it too

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from faults.base import PROCEED, Respond
+from faults.base import PROCEED, Hook, Respond
 from faults.catalogue import build_fault
 from faults.error import ErrorFault
 from faults.errors import InvalidInputs
@@ -83,5 +83,5 @@ def test_bad_params_name_the_field(params: dict, field: str) -> None:
 
 
 def test_hooks_and_params() -> None:
-    assert ErrorFault.hooks() == {"on_request", "on_response"}
+    assert ErrorFault().hooks() == {Hook.ON_REQUEST} and ErrorFault(phase="response").hooks() == {Hook.ON_RESPONSE}
     assert build_fault("error", {"headers": {"Retry-After": 1}}).params()["headers"] == {"Retry-After": 1}

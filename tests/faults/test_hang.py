@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from faults.base import PROCEED, Reset, Respond
+from faults.base import PROCEED, Hook, Reset, Respond
 from faults.catalogue import build_fault
 from faults.errors import InvalidInputs
 from faults.hang import HangFault
@@ -75,4 +75,4 @@ def test_bad_params_name_the_field(params: dict, field: str) -> None:
 
 
 def test_hooks() -> None:
-    assert HangFault.hooks() == {"on_request", "on_response"}
+    assert HangFault().hooks() == {Hook.ON_REQUEST} and HangFault(phase="response").hooks() == {Hook.ON_RESPONSE}

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from faults.base import PROCEED
+from faults.base import PROCEED, Hook
 from faults.catalogue import build_fault
 from faults.errors import InvalidInputs
 from faults.latency import LatencyFault
@@ -98,7 +98,7 @@ async def test_response_phase_sleeps_after_upstream(make_exchange, clock) -> Non
 
 
 def test_hooks() -> None:
-    assert LatencyFault.hooks() == {"on_request", "on_response"}
+    assert LatencyFault().hooks() == {Hook.ON_REQUEST} and LatencyFault(phase="response").hooks() == {Hook.ON_RESPONSE}
 
 
 def test_draws_use_only_the_exchange_rng(make_exchange) -> None:

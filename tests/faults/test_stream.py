@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from faults.base import PROCEED
+from faults.base import PROCEED, BodyEdit
 from faults.catalogue import build_fault
 from faults.errors import InvalidInputs
 from faults.sse import EventSplitter, parse
@@ -62,7 +62,10 @@ async def test_first_event_delay_only_delays_the_start(make_exchange: Any, clock
     writes, ex = await run({"first_event_delay_ms": 300}, make_exchange, clock)
     assert [t for t, _ in writes] == [pytest.approx(0.3)] * len(UPSTREAM)
     assert [out for _, out in writes] == UPSTREAM  # re-framed per event, each byte for byte
-    assert "Content-Length" not in ex.response_headers
+    assert ex.response_headers["Content-Length"] == str(len(RAW))
+    assert build_fault("stream", {"first_event_delay_ms": 300}).response_edit(ex) == BodyEdit.NONE  # timing only
+    assert build_fault("stream", {"cut_after_events": 3}).response_edit(ex) == BodyEdit.STREAM  # new bytes
+    assert ex.details == {"paused_ms": 300.0}
 
 
 async def test_pacing_and_jitter(make_exchange: Any, clock: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from faults.base import Hook
 from faults.catalogue import build_fault
 from faults.errors import InvalidInputs
 from faults.throttle import ThrottleFault
@@ -98,4 +99,5 @@ def test_bad_params_name_the_field(params: dict, field: str) -> None:
 
 
 def test_hooks() -> None:
-    assert ThrottleFault.hooks() == {"wrap_request_body", "wrap_response_body"}
+    assert ThrottleFault(bytes_per_s=1).hooks() == {Hook.WRAP_RESPONSE_BODY}
+    assert ThrottleFault(bytes_per_s=1, direction="both").hooks() == {Hook.WRAP_REQUEST_BODY, Hook.WRAP_RESPONSE_BODY}

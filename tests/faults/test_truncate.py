@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from faults.base import PROCEED
+from faults.base import PROCEED, AbortExchange, Hook
 from faults.catalogue import build_fault
-from faults.errors import FaultAborted, InvalidInputs
+from faults.errors import InvalidInputs
 from faults.truncate import TruncateFault
 
 BODY = bytes(range(100))
@@ -19,7 +19,7 @@ async def run(fault: TruncateFault, ex, body) -> tuple[bytes, bool]:
     try:
         async for chunk in fault.wrap_response_body(ex, body):
             got += chunk
-    except FaultAborted:
+    except AbortExchange:
         return got, True
     return got, False
 
@@ -112,4 +112,4 @@ def test_bad_params_name_the_field(params: dict, field: str) -> None:
 
 
 def test_hooks() -> None:
-    assert TruncateFault.hooks() == {"on_response", "wrap_response_body"}
+    assert TruncateFault(after_bytes=1).hooks() == {Hook.ON_RESPONSE, Hook.WRAP_RESPONSE_BODY}

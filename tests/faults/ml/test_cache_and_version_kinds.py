@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from faults.base import BodyEdit
 from faults.catalogue import build_fault
 from faults.errors import InvalidInputs
 from tests.faults.ml.shapes import CHAT, EMBED, OIP, PATHS, raw
@@ -93,7 +94,7 @@ async def test_model_version_skew_rewrites_every_streamed_chunk(apply: Any) -> N
     docs = [json.loads(e.removeprefix(b"data: ")) for e in events[1:3]]
     assert all(d["model"] == "gpt-old" and d["system_fingerprint"] == "fp_gpt-old" for d in docs)
     assert docs[0]["choices"][0]["delta"] == {"content": "hi"}
-    assert "Content-Length" not in out.ex.response_headers
+    assert out.edit == BodyEdit.STREAM and out.ex.details == {"values_changed": 4}
     untouched = await apply("model_version_skew", {"version": "gpt-new", "fingerprint": "fp_new"}, stream,
                             path=PATHS["chat"], content_type="text/event-stream")
     assert untouched.body == stream

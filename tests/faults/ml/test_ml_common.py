@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from faults.base import PROCEED
+from faults.base import PROCEED, BodyEdit
 from faults.catalogue import build_fault, describe, kind_class, known_kinds
 from tests.faults.ml.shapes import FEAST_ROWS, OIP, PATHS, raw
 
@@ -37,12 +37,14 @@ def test_registered_documented_and_round_trips(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(ML))
-async def test_changes_the_body_and_drops_content_length(apply: Any, kind: str) -> None:
+async def test_changes_the_body_and_declares_a_rewrite(apply: Any, kind: str) -> None:
     params, shape, path = ML[kind]
     body = raw(shape)
     out = await apply(kind, params, body, path=PATHS[path])
     assert out.body != body
-    assert "Content-Length" not in out.ex.response_headers
+    assert out.edit == BodyEdit.REWRITE  # so the proxy frames the new body (the fault leaves the headers alone)
+    assert out.ex.response_headers["Content-Length"] == str(len(body))
+    assert isinstance(out.ex.details["values_changed"], int) and out.ex.details["values_changed"] > 0
 
 
 @pytest.mark.parametrize("kind", sorted(ML))
@@ -61,8 +63,9 @@ async def test_untouched_outside_2xx_json(make_exchange: Any, make_body: Any, dr
     ex = make_exchange(path=PATHS[path], status=status, response_headers=headers)
     assert await fault.on_response(ex) is PROCEED
     streams_events = content_type == "text/event-stream" and getattr(fault, "rewrites_events", False)
-    if not streams_events:  # (a kind that rewrites SSE events frames the stream itself; no event here to change)
-        assert ex.response_headers["Content-Length"] == str(len(body))
+    # (a kind that rewrites SSE events declares a stream edit; no event here to change)
+    assert fault.response_edit(ex) == (BodyEdit.STREAM if streams_events else BodyEdit.NONE)
+    assert ex.response_headers["Content-Length"] == str(len(body))
     assert b"".join(await drain(fault.wrap_response_body(ex, make_body(body[:9], body[9:])))) == body
 
 
