@@ -17,7 +17,7 @@ import termios
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import structlog
@@ -27,6 +27,9 @@ from multidict import CIMultiDict
 from proxy.flow import BodyStream, WriteFlow, wake
 from proxy.h1 import RawHeaders, as_multidict, origin_form
 from proxy.sockets import set_rst_on_close
+
+if TYPE_CHECKING:
+    from proxy.taps import Taps
 
 log = structlog.get_logger("brownout.proxy")
 
@@ -38,7 +41,7 @@ class IncomingRequest:
     """One request as the route sees it: the raw head, its body stream, and lazy decoded views."""
 
     __slots__ = ("raw_method", "method", "target", "headers", "keep_alive", "http10", "body", "client",
-                 "read_body", "_header_map")
+                 "read_body", "taps", "_header_map")
 
     def __init__(self, raw_method: bytes, target: bytes, headers: RawHeaders, keep_alive: bool, http10: bool,
                  body: BodyStream, client: str) -> None:
@@ -46,6 +49,7 @@ class IncomingRequest:
         self.target, self.headers, self.keep_alive, self.http10 = target, headers, keep_alive, http10
         self.body, self.client = body, client
         self.read_body: bytes | None = None  # set when a body predicate had to read it first
+        self.taps: Taps | None = None  # observers following this exchange (recording, tracing)
         self._header_map: CIMultiDict[str] | None = None
 
     @property

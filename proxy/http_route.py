@@ -30,22 +30,17 @@ from proxy.config import RouteConfig
 from proxy.forward_headers import Outgoing, response_headers, upstream_request_headers
 from proxy.h1_server import ClientBodyBroken, ClientConnection, IncomingRequest
 from proxy.http_admission import RESET_STATUS, ConnectionGate, abort
+from proxy.http_response import MEASURE_MAX, ResponseWriter
 from proxy.injection import Injection
 from proxy.leases import ActiveFault, FaultStore, path_filter
 from proxy.metrics import ProxyMetrics
-from proxy.observers import ExchangeEnd, ExchangeObserver
-from proxy.upstream_pool import (
-    Body,
-    UpstreamFailed,
-    UpstreamPool,
-    UpstreamProtocolError,
-    UpstreamResponse,
-)
+from proxy.observers import ExchangeEnd, ExchangeObserver, ExchangeStart
+from proxy.taps import Taps
+from proxy.upstream_pool import Body, UpstreamFailed, UpstreamPool
 
 log = structlog.get_logger("brownout.proxy")
 
 _NOT_READ: Any = object()
-_MEASURE_MAX = 8 * 1024 * 1024  # rewritten bodies up to this size get an exact Content-Length
 _UPSTREAM_IDLE_S = 15.0  # pooled upstream connections idle this long are closed
 
 
@@ -69,6 +64,7 @@ class HttpRoute:
         self._needs_body = False
         self._paths: re.Pattern[str] | None = None
         self.observers: list[ExchangeObserver] = []  # told of every effect and exchange (recording, tracing)
+        self._out = ResponseWriter(config.name, metrics, fault_header=fault_header)
         self._gate = ConnectionGate(config, store, metrics, self._connections, self.observers,
                                     fault_header=fault_header, id_prefix=self._id_prefix)
         self.bound: tuple[str, int] | None = None
@@ -118,8 +114,10 @@ class HttpRoute:
             outgoing = upstream_request_headers(request.headers, request.client)
             if not outgoing.host and not request.http10:
                 client.must_close = True
-                status = self._error(request, client, 400, "host", "an HTTP/1.1 request must have a Host header")
+                status = self._out.error(request, client, 400, "host", "an HTTP/1.1 request must have a Host header")
                 return
+            if self.observers:
+                request.taps = self._open_taps(request)
             faults = self._store.for_route(self.name)
             if faults and self._may_apply(request, faults):
                 injection = await self._select(request, client, outgoing, faults)
@@ -133,11 +131,11 @@ class HttpRoute:
             status = RESET_STATUS
             await abort(client, aborted.reset)
         except _TooLarge as too_large:
-            status = self._error(request, client, 413, "body", f"request body over {too_large.limit} bytes")
+            status = self._out.error(request, client, 413, "body", f"request body over {too_large.limit} bytes")
         except ClientBodyBroken as broken:  # raised before anything was written to the client
             if broken.malformed:
                 client.must_close = True
-                status = self._error(request, client, 400, "body", str(broken))
+                status = self._out.error(request, client, 400, "body", str(broken))
             else:
                 client.abort(rst=False)
         finally:
@@ -154,11 +152,19 @@ class HttpRoute:
         request_id = injection.data.request_id if injection is not None else self._request_id(request)
         end = ExchangeEnd(route=self.name, request_id=request_id, method=request.method, path=request.path,
                           status=status, started_at=time.time() - duration, duration_s=duration, effects=effects)
+        if request.taps is not None:
+            request.taps.ended(end)
         for observer in self.observers:
             try:
                 observer.exchange_ended(end)
             except Exception:
                 log.exception("observer_failed", route=self.name, observer=type(observer).__name__)
+
+    def _open_taps(self, request: IncomingRequest) -> Taps | None:
+        start = ExchangeStart(route=self.name, request_id=self._request_id(request), method=request.method,
+                              target=request.target.decode("latin-1"), headers=request.headers, client=request.client,
+                              started_at=time.time())
+        return Taps.open(self.observers, start)
 
     def _request_id(self, request: IncomingRequest) -> str:
         return request.header_map.get("X-Request-Id") or f"{self._id_prefix}-{next(self._ids)}"
@@ -205,17 +211,17 @@ class HttpRoute:
     def _answer(self, request: IncomingRequest, client: ClientConnection, outcome: Respond,
                 injection: Injection | None) -> int:
         headers = [(k.encode("latin-1"), h1.encode_value(v)) for k, v in outcome.headers]
-        return self._respond(request, client, outcome.status, outcome.body, headers, injection)
+        return self._out.respond(request, client, outcome.status, outcome.body, headers, injection)
 
     async def _forward(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
                        injection: Injection | None) -> int:
         if request.target[:1] != b"/" and request.target != b"*":
             client.must_close = True
-            return self._error(request, client, 400, "target", f"request target {request.target.decode('latin-1')!r} is "
+            return self._out.error(request, client, 400, "target", f"request target {request.target.decode('latin-1')!r} is "
                                "not a path: Brownout is a reverse proxy (no CONNECT, no forward proxying)")
         if outgoing.upgrade == b"websocket":
             client.must_close = True
-            return self._error(request, client, 501, "websocket", "WebSocket upgrades are not proxied by Brownout")
+            return self._out.error(request, client, 501, "websocket", "WebSocket upgrades are not proxied by Brownout")
         if injection is None:
             head, body = self._upstream_head(request, outgoing.headers, self._request_body(request, client, outgoing),
                                              outgoing.declared_length)
@@ -225,7 +231,11 @@ class HttpRoute:
             upstream = await self._pool.request(head, body, head_only=request.raw_method == b"HEAD")
         except UpstreamFailed as failure:
             self._metrics.upstream_errors.labels(self.name, failure.cause).inc()
-            return self._error(request, client, failure.status, failure.cause, failure.detail)
+            if request.taps is not None:
+                request.taps.upstream_answered(None, failure.cause)
+            return self._out.error(request, client, failure.status, failure.cause, failure.detail)
+        if request.taps is not None:
+            request.taps.upstream_answered(upstream.status)
         try:
             headers, upstream_length = response_headers(upstream.headers)
             status, phrase, length = upstream.status, upstream.reason, upstream_length
@@ -239,7 +249,7 @@ class HttpRoute:
                     status, phrase = data.status, h1.reason(data.status)
                 headers = h1.from_multidict(data.response_headers)
                 length = h1.parse_length(data.response_headers.get("Content-Length"))
-            await self._send_response(request, client, upstream, status, phrase, headers, length, upstream_length,
+            await self._out.send(request, client, upstream, status, phrase, headers, length, upstream_length,
                                       injection)
             return status
         finally:
@@ -250,11 +260,13 @@ class HttpRoute:
         if outgoing.declared_length is None and not outgoing.chunked:
             return None
         if request.read_body is not None:
-            return request.read_body  # a body predicate read it already
-        if request.body.complete:
-            return request.body.take_all()  # arrived with the head: sent with it, in one write
-        self._send_continue(request, client, outgoing)
-        return request.body.pieces()
+            body: Body = request.read_body  # a body predicate read it already
+        elif request.body.complete:
+            body = request.body.take_all()  # arrived with the head: sent with it, in one write
+        else:
+            self._send_continue(request, client, outgoing)
+            body = request.body.pieces()
+        return body if request.taps is None else request.taps.request_body(body)
 
     def _upstream_head(self, request: IncomingRequest, headers: h1.RawHeaders, body: Body,
                        declared: int | None) -> tuple[bytearray, Body]:
@@ -266,6 +278,8 @@ class HttpRoute:
         elif body is not None:
             headers.append((b"Transfer-Encoding", b"chunked"))
             body = _chunked(body)
+        if request.taps is not None:
+            request.taps.upstream_request(headers)
         headers.insert(0, (b"Host", self._pool.host_header))
         return h1.request_head(request.raw_method, self._pool.prefix + request.target, headers), body
 
@@ -279,111 +293,15 @@ class HttpRoute:
             edit = injection.edit(Hook.WRAP_REQUEST_BODY)
             size = len(body) if isinstance(body, bytes) else declared
             body = injection.wrap(Hook.WRAP_REQUEST_BODY, _as_pieces(body))
-            if edit is BodyEdit.REWRITE and size is not None and size <= _MEASURE_MAX:
+            if edit is BodyEdit.REWRITE and size is not None and size <= MEASURE_MAX:
                 body = b"".join([piece async for piece in body])  # measured: sent with its exact length
             elif edit is not BodyEdit.NONE:
                 declared = None  # new bytes of unknown length: chunked
         return self._upstream_head(request, headers, body, declared)
 
-    async def _send_response(self, request: IncomingRequest, client: ClientConnection, upstream: UpstreamResponse,
-                             status: int, phrase: bytes, headers: h1.RawHeaders, length: int | None,
-                             upstream_length: int | None, injection: Injection | None) -> None:
-        self._mark(headers, injection)
-        if request.raw_method == b"HEAD" or h1.has_no_body(status):
-            client.write(h1.response_head(status, phrase, self._connection_header(request, client, headers, True)))
-            return
-        pieces: AsyncIterator[bytes] | None = None
-        if injection is not None and injection.uses(Hook.WRAP_RESPONSE_BODY):
-            edit = injection.edit(Hook.WRAP_RESPONSE_BODY)
-            pieces = injection.wrap(Hook.WRAP_RESPONSE_BODY, upstream.body.pieces())
-            if edit is not BodyEdit.NONE:  # new bytes: upstream's length no longer applies
-                headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
-                length = None
-            if edit is BodyEdit.REWRITE and upstream_length is not None and upstream_length <= _MEASURE_MAX:
-                # A whole new document of bounded size: measure it, so the client gets an exact length.
-                try:
-                    whole = b"".join([piece async for piece in pieces])
-                except (OSError, TimeoutError, UpstreamProtocolError) as exc:
-                    self._upstream_broke(client, exc)
-                    return
-                headers.append((b"Content-Length", b"%d" % len(whole)))
-                client.write(h1.response_head(status, phrase, self._connection_header(request, client, headers, True))
-                             + whole)
-                return
-        chunked = length is None and not request.http10
-        if chunked:
-            headers.append((b"Transfer-Encoding", b"chunked"))
-        head = h1.response_head(status, phrase, self._connection_header(request, client, headers, length is not None or chunked))
-        if pieces is None and upstream.body.complete:  # the whole body came with the head: one write
-            data = upstream.body.take_all()
-            if length is not None and len(data) > length:
-                data = data[:length]  # never more than declared: the rest would corrupt the next response
-            client.write(head + (h1.chunk(data) + h1.LAST_CHUNK if data else h1.LAST_CHUNK) if chunked else head + data)
-            if length is not None and len(data) < length:
-                client.abort(rst=False)  # shorter than declared: a truncating fault asked for this
-            return
-        client.write(head)
-        await self._stream(client, pieces or upstream.body.pieces(), chunked, length)
-
-    async def _stream(self, client: ClientConnection, pieces: AsyncIterator[bytes], chunked: bool,
-                      length: int | None) -> None:
-        sent = 0
-        try:
-            async for piece in pieces:
-                if length is not None and sent + len(piece) > length:
-                    piece = piece[:length - sent]  # never more than declared (see above)
-                if piece:
-                    sent += len(piece)
-                    client.write(h1.chunk(piece) if chunked else piece)
-                    await client.drain()
-        except (OSError, TimeoutError, UpstreamProtocolError) as exc:
-            self._upstream_broke(client, exc)
-            return
-        if length is not None and sent < length:
-            client.abort(rst=False)  # a short read, as a truncating fault asked
-        elif chunked:
-            client.write(h1.LAST_CHUNK)
-
-    def _upstream_broke(self, client: ClientConnection, exc: BaseException) -> None:
-        if client.lost:
-            return  # the client went away: nothing to tell it
-        # The upstream died mid-stream: break the client's response rather than hang or lie.
-        self._metrics.upstream_errors.labels(self.name, "midstream").inc()
-        log.warning("upstream_broke_midstream", route=self.name, error=repr(exc))
-        client.abort(rst=False)
-
-    def _connection_header(self, request: IncomingRequest, client: ClientConnection, headers: h1.RawHeaders,
-                           framed: bool) -> h1.RawHeaders:
-        if not framed or client.closing or client.must_close or not request.keep_alive:
-            client.must_close = True
-            headers.append((b"Connection", b"close"))
-        elif request.http10:
-            headers.append((b"Connection", b"keep-alive"))
-        return headers
-
-    def _respond(self, request: IncomingRequest, client: ClientConnection, status: int, body: bytes,
-                 headers: h1.RawHeaders, injection: Injection | None = None) -> int:
-        headers = [(n, v) for n, v in headers if n.lower() not in h1.FRAMING]
-        headers.append((b"Content-Length", b"%d" % len(body)))
-        self._mark(headers, injection)
-        if not request.body.finished:
-            client.must_close = True  # answered before the body was read: no clean boundary for the next request
-        self._connection_header(request, client, headers, True)
-        head = h1.response_head(status, h1.reason(status), headers)
-        client.write(head if request.raw_method == b"HEAD" or h1.has_no_body(status) else head + body)
-        return status
-
-    def _error(self, request: IncomingRequest, client: ClientConnection, status: int, cause: str, detail: str) -> int:
-        body = json.dumps({"error": detail, "route": self.name, "cause": cause}).encode()
-        return self._respond(request, client, status, body, [(b"Content-Type", b"application/json")])
-
     def _send_continue(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing) -> None:
         if outgoing.expects_continue and not request.body.complete:
             client.write(h1.CONTINUE)
-
-    def _mark(self, headers: h1.RawHeaders, injection: Injection | None) -> None:
-        if self._fault_header and injection is not None:
-            headers.append((b"x-brownout-fault", injection.ids.encode()))
 
 
 class _TooLarge(Exception):

@@ -2,15 +2,21 @@
 
 An http route holds a list of ``ExchangeObserver`` (empty by default: then nothing is built
 for an exchange no fault touched). Recording and tracing plug in here. Observers are called
-synchronously on the data path, so they must be quick (queue, don't do I/O) and must not
-raise (an exception is logged and the exchange carries on).
+synchronously on the data path, so they must be quick (queue, don't do I/O); an exception
+from one is logged and the exchange carries on.
+
+An observer that wants more than the end of an exchange returns an ``ExchangeTap`` from
+``exchange_started`` (or None for an exchange it does not sample). A tap sees the request
+head as the client sent it, may add headers to what goes upstream (a ``traceparent``), learns
+when upstream answered, and sees the response head and body bytes exactly as the client got
+them (after every fault) and, when ``wants_bodies``, the client's request body. The route
+builds nothing for an exchange no tap asked for (``proxy.taps``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from faults import Hook
 from faults.base import Detail
@@ -48,9 +54,52 @@ class ExchangeEnd:
     effects: tuple[FaultEffect, ...]
 
 
-class ExchangeObserver(Protocol):
+@dataclass(frozen=True, slots=True)
+class ExchangeStart:
+    """An exchange begins: the request head as the client sent it."""
+
+    route: str
+    request_id: str
+    method: str
+    target: str  # the path with its query, as sent
+    headers: Sequence[tuple[bytes, bytes]]
+    client: str
+    started_at: float  # wall clock (epoch seconds)
+
+
+class ExchangeTap:
+    """One observer's hooks into one exchange it asked for. Every method may be left as it is."""
+
+    wants_bodies = False  # True: ``request_piece`` sees the client's request body
+
+    def upstream_request(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """The request is about to go upstream with ``headers`` (``Host`` is added after); a tap may append to them."""
+
+    def upstream_answered(self, status: int | None, cause: str | None) -> None:
+        """Upstream's response head arrived (``status``), or the call failed (``cause``: refused, timeout...)."""
+
+    def request_piece(self, piece: bytes) -> None:
+        """A piece of the client's request body, as the client sent it."""
+
+    def response_head(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
+        """The response head as it was written to the client (framing headers included)."""
+
+    def response_piece(self, piece: bytes) -> None:
+        """A piece of the response body as it was written to the client (unframed)."""
+
+    def ended(self, end: ExchangeEnd) -> None:
+        """The exchange ended: the last call a tap gets."""
+
+
+class ExchangeObserver:
+    """Watches a route's exchanges. The default methods do nothing; override what you need."""
+
     def fault_effect(self, effect: FaultEffect) -> None:
         """A fault's effect is known (at the end of its exchange, or when a connection fault acted)."""
 
     def exchange_ended(self, end: ExchangeEnd) -> None:
         """An exchange ended (every exchange of the route, faulted or not)."""
+
+    def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
+        """An exchange begins: return a tap to follow it, or None (the default) not to."""
+        return None

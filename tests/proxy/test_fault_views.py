@@ -19,12 +19,12 @@ import pytest
 from faults import Exchange, Fault, Outcome, catalogue
 from faults.base import PROCEED
 from proxy.config import ProxyConfig
-from proxy.observers import ExchangeEnd, FaultEffect
+from proxy.observers import ExchangeEnd, ExchangeObserver, FaultEffect
 from proxy.server import ProxyServer
 from tests.conftest import free_port, wait_for
 
 
-class Observer:
+class Observer(ExchangeObserver):
     def __init__(self) -> None:
         self.effects: list[FaultEffect] = []
         self.ends: list[ExchangeEnd] = []

@@ -1,0 +1,86 @@
+"""The taps of one exchange: the observers that asked to follow it, each call isolated.
+
+``Taps.open`` asks every observer of the route; when none returns a tap, the exchange carries
+``None`` and the data path does nothing more for it (one attribute test per step). A tap that
+raises is logged once and dropped from its exchange: watching never breaks forwarding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+
+import structlog
+
+from proxy.observers import ExchangeEnd, ExchangeObserver, ExchangeStart, ExchangeTap
+
+log = structlog.get_logger("brownout.proxy")
+
+Body = bytes | AsyncIterator[bytes] | None
+
+
+class Taps:
+    __slots__ = ("_taps", "wants_bodies")
+
+    def __init__(self, taps: list[ExchangeTap]) -> None:
+        self._taps = taps
+        self.wants_bodies = any(t.wants_bodies for t in taps)
+
+    @classmethod
+    def open(cls, observers: Iterable[ExchangeObserver], start: ExchangeStart) -> Taps | None:
+        taps = []
+        for observer in observers:
+            try:
+                tap = observer.exchange_started(start)
+            except Exception:
+                log.exception("observer_failed", route=start.route, observer=type(observer).__name__)
+                continue
+            if tap is not None:
+                taps.append(tap)
+        return cls(taps) if taps else None
+
+    def _each(self, method: str, *args: object) -> None:
+        for tap in list(self._taps):
+            try:
+                getattr(tap, method)(*args)
+            except Exception:
+                self._taps.remove(tap)
+                log.exception("tap_failed", tap=type(tap).__name__, hook=method)
+
+    def upstream_request(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self._each("upstream_request", headers)
+
+    def upstream_answered(self, status: int | None, cause: str | None = None) -> None:
+        self._each("upstream_answered", status, cause)
+
+    def response_head(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
+        self._each("response_head", status, headers)
+
+    def response_piece(self, piece: bytes) -> None:
+        if piece:
+            self._each("response_piece", piece)
+
+    def request_body(self, body: Body) -> Body:
+        """The client's body, unchanged, with its pieces shown to the taps as they pass."""
+        if body is None or not self.wants_bodies:
+            return body
+        if isinstance(body, bytes):
+            self._request_piece(body)
+            return body
+        return self._tee(body)
+
+    def _request_piece(self, piece: bytes) -> None:
+        for tap in list(self._taps):
+            if tap.wants_bodies and piece:
+                try:
+                    tap.request_piece(piece)
+                except Exception:
+                    self._taps.remove(tap)
+                    log.exception("tap_failed", tap=type(tap).__name__, hook="request_piece")
+
+    async def _tee(self, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for piece in pieces:
+            self._request_piece(piece)
+            yield piece
+
+    def ended(self, end: ExchangeEnd) -> None:
+        self._each("ended", end)
