@@ -212,12 +212,31 @@ def compose_up(stack: Stack) -> None:
     sh(REPO / "scripts" / "wait-healthy.sh", *containers.values())
 
 
+def warm_up(stack: Stack, requests: int = 40) -> None:
+    """A cold stack is slow for its first requests (pools, caches, the model's first calls), as
+    `brownout demo` knows: warm it through the published port before judging its baseline."""
+    lines = (REPO / "experiments" / "data" / "transactions.jsonl").read_text().splitlines()[:requests]
+    for line in lines:
+        body = json.dumps(json.loads(line)["body"]).encode()
+        request = urllib.request.Request(f"{stack.url('BROWNOUT_HTTP_PORT')}/predict", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            if response.status != 200:
+                raise Failed(f"POST /predict through the sidecar answered {response.status}")
+    print(f"{len(lines)} predictions through the sidecar's published port: 200 OK")
+
+
 def experiment(stack: Stack, bin_: Path, work: Path) -> None:
+    warm_up(stack)
     reports = work / "compose-reports"
     env = clean_env(BROWNOUT_TARGET=stack.url("BROWNOUT_HTTP_PORT"), BROWNOUT_ADMIN=stack.url("BROWNOUT_ADMIN_PORT"),
                     BROWNOUT_TOKEN=stack.token)
+    # Its windows are 1.5 s at this time scale, so one stall of a shared CI machine would fail
+    # the 300 ms p99 of the baseline; what is checked here is the path through the stack and the
+    # verdict on the answers, so the latency bound is relaxed (the fault never reaches it: the
+    # model API gives up on the slow feature store after 100 ms).
     result = verdict(bin_ / "brownout", "run", f"library:{EXPERIMENT}", "--time-scale", "0.3", "--quiet",
-                     "--report-dir", reports, env=env, cwd=work)
+                     "--set", "steady_state.sla.latency_p99_ms=2000", "--report-dir", reports, env=env, cwd=work)
     journal = json.loads((reports / "journal.json").read_text()) if (reports / "journal.json").exists() else {}
     failed = {v["sli"] for v in journal.get("verdicts", []) if not v["ok"]}
     if result.returncode != EXPECTED_EXIT or EXPECTED_SLI not in failed:
