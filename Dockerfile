@@ -8,6 +8,7 @@
 ARG BASE=python:3.11-slim
 
 FROM ${BASE} AS build
+LABEL org.opencontainers.image.title=brownout brownout.stage=build
 ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -26,6 +27,7 @@ RUN set -eu; \
     chmod -R a+rX /opt/brownout
 
 FROM ${BASE}
+LABEL org.opencontainers.image.title=brownout brownout.stage=final
 ENV PATH=/opt/brownout/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \
     PYTHONDONTWRITEBYTECODE=1 \

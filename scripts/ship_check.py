@@ -190,8 +190,19 @@ class Stack:
         return sorted(set(found))
 
 
+def prune_superseded() -> None:
+    """Each rebuild leaves the previous image and build stage untagged: remove those (found by
+    the Dockerfile's label, so nobody else's), keeping the newest build stage as the next cache."""
+    for stage, keep in (("final", 0), ("build", 1)):
+        ids = sh("docker", "images", "-q", "--filter", "dangling=true", "--filter", f"label=brownout.stage={stage}",
+                 capture=True).stdout.split()[keep:]  # newest first
+        if ids:
+            sh("docker", "rmi", *ids, check=False, capture=True)  # one still in use stays
+
+
 def build_image(stack: Stack) -> None:
     stack.run("build", "-q", capture=True)
+    prune_superseded()
     size = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", IMAGE, capture=True).stdout)
     probe = sh("docker", "run", "--rm", "--entrypoint", "sh", IMAGE, "-c",
                "id -u; for t in gcc cc c++ make pip pip3 python3-config; do command -v $t || true; done; "
