@@ -14,6 +14,7 @@ if [ "${BROWNOUT_WITH_DOCKER:-}" = 1 ]; then
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v busybox >/dev/null || [ -x /bin/busybox ] || missing+=(busybox-static)
   command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)   # base images without a registry
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from brownout import library
 from brownout.aio import run as run_async
 from brownout.experiment import load_experiment
 from brownout.liveview import LiveView
@@ -22,7 +23,6 @@ from brownout.runner.engine import run_experiment
 from faults.errors import InvalidInput
 from proxy.logs import configure_logging
 
-LIBRARY = Path(__file__).resolve().parents[2] / "experiments"
 DEFAULT = "feature-store-latency"
 
 
@@ -38,18 +38,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--serve", action="store_true", help="keep the stack up for a manual game day; print URLs")
     parser.add_argument("--time-scale", type=float, default=1.0, metavar="F", help="multiply every duration (e.g. 0.2)")
     parser.add_argument("--report-dir", type=Path, help="where reports go (default reports/demo-NAME-TIME)")
-    parser.add_argument("--library", type=Path, default=Path(os.environ.get("BROWNOUT_EXPERIMENTS", LIBRARY)),
-                        help="experiment library folder (default: the repository's experiments/)")
+    parser.add_argument("--library", type=Path, default=None,
+                        help=f"experiment library folder (default: ${library.ENV}, else the library installed "
+                             "with brownout)")
     parser.add_argument("--quiet", action="store_true", help="no live view")
     parser.set_defaults(handler=handle)
 
 
-def library(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
-
-
 def handle(args: argparse.Namespace) -> int:
-    experiments = library(args.library)
+    experiments = library.experiments(args.library)  # an empty library is an error, not an empty list
     if args.list:
         for name, path in experiments.items():
             doc = yaml.safe_load(path.read_text()) or {}
@@ -57,7 +54,8 @@ def handle(args: argparse.Namespace) -> int:
             print(f"{name:28s} {doc.get('title', '')}\n{'':28s} {teaches[:150]}")
         return 0
     if not args.serve and args.experiment not in experiments:
-        raise InvalidInput(f"no experiment {args.experiment!r} in {args.library}; try --list", "--experiment")
+        folder = args.library or library.default_dir()
+        raise InvalidInput(f"no experiment {args.experiment!r} in {folder}; try --list", "--experiment")
     configure_logging("warning", json_output=False)
     return run_async(_demo(args, experiments.get(args.experiment)))
 
@@ -108,7 +106,7 @@ async def _serve(day: object) -> int:
           f"  brownout faults add latency --admin {day.admin_url} --route feature-store -p delay_ms=300 --ttl 5m\n"
           f"  brownout faults list --admin {day.admin_url}\n"
           f"  brownout faults clear --admin {day.admin_url}\n"
-          f"  BROWNOUT_TARGET={day.target} BROWNOUT_ADMIN={day.admin_url} brownout run experiments/steady-load.yaml\n"
+          f"  BROWNOUT_TARGET={day.target} BROWNOUT_ADMIN={day.admin_url} brownout run library:steady-load\n"
           "Ctrl-C stops everything.", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "recovery, report. Exit codes: 0 held, 1 deviated, 2 aborted or baseline failed, "
                     "3 invalid input, 4 could not run, 130 interrupted (after cleanup).",
     )
-    parser.add_argument("file", type=Path, help="experiment file (YAML)")
+    parser.add_argument("file", type=Path, metavar="FILE",
+                        help="experiment file (YAML), or library:NAME for one of the library's (brownout demo --list)")
     add_override_args(parser)
     parser.add_argument("--report-dir", type=Path, help="where journal.json and junit.xml go (default: report.dir)")
     parser.add_argument("--lease", default="30s", help="lease of each fault, renewed while the run lives (default 30s)")

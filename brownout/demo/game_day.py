@@ -16,15 +16,13 @@ from pathlib import Path
 
 import aiohttp
 
+from brownout.library import packaged_dir
 from proxy.config import ProxyConfig
 from proxy.server import ProxyServer
 
 from .model_api import ModelApiSettings
 from .stack import Backends, start_backends, start_model_api
 from .web import free_port
-
-
-DATA = Path(__file__).resolve().parents[2] / "experiments" / "data"
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,8 @@ class GameDay:
 
 async def _warm_up(day: GameDay, requests: int = 40) -> None:
     """A cold stack is slow for its first requests (pools, caches, imports): warm it before judging it."""
-    corpus = [json.loads(line)["body"] for line in (DATA / "transactions.jsonl").read_text().splitlines()[:requests]]
+    lines = (packaged_dir() / "data" / "transactions.jsonl").read_text().splitlines()
+    corpus = [json.loads(line)["body"] for line in lines[:requests]]
     async with aiohttp.ClientSession() as session:
         for body in corpus:
             async with session.post(f"{day.target}/predict", json=body) as response:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from brownout.experiment.faultcheck import check_fault_step
 from brownout.experiment.model import Experiment, FaultStep
 from brownout.experiment.schema import experiment_json_schema
+from brownout.library import resolve_reference
 from brownout.load.payloads import load_corpus
 from brownout.load.shapes import parse_load_shape
 from brownout.load.stress import stress_sla
@@ -38,8 +39,11 @@ def load_experiment(
     overrides: Sequence[str] = (),
     time_scale: float = 1.0,
 ) -> Experiment:
-    """The validated experiment, or InvalidInputs naming every problem (file:line:col: path: message)."""
-    path = Path(path)
+    """The validated experiment, or InvalidInputs naming every problem (file:line:col: path: message).
+
+    ``library:NAME`` names an experiment of the library shipped with Brownout.
+    """
+    path = resolve_reference(path)
     doc = load_yaml_with_positions(path, env)
     errors: list[InvalidInput] = list(doc.errors)
     data = copy.deepcopy(doc.data)
