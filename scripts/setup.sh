@@ -10,6 +10,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v curl >/dev/null || missing+=(curl)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+command -v prometheus >/dev/null || missing+=(prometheus)   # PromQL probes and the dashboard are tested against a real one
 if [ "${BROWNOUT_WITH_DOCKER:-}" = 1 ]; then
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v busybox >/dev/null || [ -x /bin/busybox ] || missing+=(busybox-static)

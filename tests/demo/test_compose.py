@@ -106,7 +106,14 @@ def test_dashboard_uses_only_contract_metrics() -> None:
                 "brownout_upstream_errors_total", "brownout_tcp_bytes_total"}
     assert used == contract
     scrape = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())
-    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["brownout:8475"]
+    jobs = {c["job_name"]: c["static_configs"][0]["targets"] for c in scrape["scrape_configs"]}
+    assert jobs.pop("brownout") == ["brownout:8475"]
+    services = _compose()
+    # Every demo service exports /metrics; Prometheus scrapes each at the port its command listens on.
+    for job, [target] in jobs.items():
+        host, port = target.split(":")
+        assert host == job and _flag(list(services[host]["command"]), "--port") == port, target
+    assert set(jobs) == {"model-api", "feature-store", "gpu-worker"}
 
 
 async def test_every_compose_service_command_runs_as_a_local_process(
