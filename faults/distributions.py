@@ -35,6 +35,6 @@ def check_shape(base: tuple[str, float], jitter: tuple[str, float], sigma: tuple
                 alpha: tuple[str, float], max_ms: tuple[str, float]) -> None:
     """Validate a distribution's parameters, each given as (the kind's parameter name, value)."""
     for name, value in (base, jitter, max_ms):
-        require(value >= 0, name, f"must be >= 0, got {value}")
+        require(value >= 0, name, "must be >= 0")
     for name, value in (sigma, alpha):
-        require(value > 0, name, f"must be > 0, got {value}")
+        require(value > 0, name, "must be > 0")
