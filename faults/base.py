@@ -64,7 +64,10 @@ condition, or ``needs_request_json()`` true (``rate_limit`` reads ``max_tokens``
 **Reports.** ``ex.report(delay_ms=412.3)`` records what the fault did (flat details: str,
 int, float, bool; later keys overwrite). The proxy makes one ``FaultEffect`` record per fault
 per exchange of them, for the ``fault_injected`` log event, the metrics and the route's
-observers.
+observers. A fault that refuses a request for lack of capacity reports ``rejected=<reason>``
+(``rate_limit``: ``requests``/``tokens``; ``concurrency_limit``: ``queue_full``/``queue_timeout``),
+which the proxy counts in ``brownout_fault_rejections_total``; a state with ``queue_depth`` and
+``in_flight`` is exported as gauges.
 """
 
 from __future__ import annotations
