@@ -215,6 +215,8 @@ class RateLimitState:
             self.key_mode = fault.key
         now = self.clock() if self.clock is not None else None
         self.buckets.reconfigure(*fault.rates, fault.max_keys, now)
+        if fault.tokens_per_minute is None:  # no token budget: nothing left to settle (and no end hook to do it)
+            self.reservations.clear()
 
 
 def _rate(per_minute: float | None, burst: int | None) -> Rate | None:

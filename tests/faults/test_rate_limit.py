@@ -188,6 +188,13 @@ async def test_a_patch_keeps_the_budget_and_applies_new_rates_from_then(make_exc
     clock.advance(0.5)  # then 10/s: 2 + 5 = 7
     outcomes = [(await admit(patched, state, make_exchange))[0] for _ in range(8)]
     assert outcomes[:7] == [PROCEED] * 7 and isinstance(outcomes[7], Respond)
+    tokens = build_fault("rate_limit", {**patched.params(), "tokens_per_minute": 600})
+    tokens.reconfigure_state(state)
+    clock.advance(1.0)
+    await admit(tokens, state, make_exchange, request_json={"max_tokens": 5})
+    assert len(state.reservations) == 1
+    patched.reconfigure_state(state)  # the token budget is gone, and with it the end hook: nothing may linger
+    assert state.reservations == {}
     rekeyed = build_fault("rate_limit", {**patched.params(), "key": "client"})
     rekeyed.reconfigure_state(state)  # budgets by another key mean nothing: they start afresh
     assert len(state.buckets) == 0
