@@ -13,6 +13,12 @@ retries), its ``X-Request-ID``, else a digest of the client address, method, tar
 (identical requests from one host are retries of each other). Only digests are kept, never
 header values or bodies. The notes are bounded (``MAX_NOTES``, oldest first) and a note
 whose time has passed is dropped when it reaches the old end.
+
+Cost: none while no note is outstanding on the route (one truthiness test per request). While
+one is, a request without an id header has its body read whole before it goes on (bounded by
+``max_request_body``, as for a body match) to know who it is. An answer a fault gives after
+the request went upstream (``phase: response``) knows it by its id header, or by its body
+when the proxy had read it whole already; otherwise that Retry-After is not kept.
 """
 
 from __future__ import annotations
