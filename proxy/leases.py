@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faults import Exchange, ExchangeData, Fault, Hook, Match
+from faults.catalogue import check_match
 from faults.errors import Conflict, InvalidInput, NotFound
 
 # What a connection-phase fault cannot match on: nothing of a request is known yet.
@@ -41,6 +42,7 @@ class ActiveFault:
     seed: int
     rng: random.Random = field(repr=False)
     hooks: frozenset[Hook] = frozenset()
+    needs_body: bool = False  # the request's JSON body is read before selection (match or fault needs it)
     state: Any = field(default=None, repr=False)  # the kind's state across exchanges (``ex.state``)
     seen: int = 0
     injections: int = 0
@@ -111,6 +113,10 @@ def check_hooks(fault: Fault, match: Match) -> frozenset[Hook]:
             if getattr(match, key) is not None:
                 raise InvalidInput("a connection-phase fault matches only on probability and counts", f"match.{key}")
     return hooks
+
+
+def _needs_body(fault: Fault | None, match: Match) -> bool:
+    return match.needs_body or (fault is not None and fault.needs_request_json())
 
 
 def path_filter(faults: tuple[ActiveFault, ...]) -> re.Pattern[str] | None:
@@ -185,12 +191,15 @@ class FaultStore:
         if fault_id in self._by_id:
             raise Conflict(f"a fault with id {fault_id!r} already exists")
         hooks = check_hooks(fault, match) if fault is not None else frozenset()
+        if fault is not None:
+            check_match(fault, match)
         seed = self.new_seed() if seed is None else seed
         now = self._wall()
         active = ActiveFault(
             id=fault_id, type=fault_type, route=route, fault=fault, match=match, created_at=now,
             expires_at=None if ttl is None else now + ttl, seed=seed, rng=random.Random(seed),
             hooks=hooks, state=fault.new_state() if fault is not None else None, on_remove=on_remove,
+            needs_body=_needs_body(fault, match),
         )
         self._by_id[fault_id] = active
         self._rebuild(route)
@@ -210,6 +219,7 @@ class FaultStore:
         if active.state is not None:
             fault.reconfigure_state(active.state)
         active.fault, active.hooks = fault, hooks
+        active.needs_body = _needs_body(fault, active.match)
         self._rebuild(active.route)
         return active
 
