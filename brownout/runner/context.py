@@ -8,6 +8,7 @@ their own), and the load of every phase and stress step runs through it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,9 +94,10 @@ def checks_of(predictions: Predictions | None) -> ChecksWire | None:
 def load_job(run: RunContext, shape: Any, **changes: Any) -> LoadJob:
     """The experiment's load as a distributed job: windows count edge cases, as the checker's do."""
     exp = run.experiment
-    return LoadJob(exp.target.url, shape, payload_source(exp), connections=exp.load.connections,
-                   request_timeout=exp.load.timeout, edge_cases_in_windows=True,
-                   checks=checks_of(exp.steady_state.predictions), **changes)
+    job = LoadJob(exp.target.url, shape, payload_source(exp), connections=exp.load.connections,
+                  request_timeout=exp.load.timeout, edge_cases_in_windows=True,
+                  checks=checks_of(exp.steady_state.predictions))
+    return dataclasses.replace(job, **changes)
 
 
 def step_runner(run: RunContext) -> RunStep:

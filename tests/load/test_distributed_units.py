@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ from brownout.load.payloads import PayloadSource, request_template
 from brownout.load.schedule import arrival_times
 from brownout.load.shapes import ConstantShape, RampShape, parse_load_shape
 from brownout.records import RequestRecord
+from brownout.runner.context import RunContext, RunOptions, load_job
+from brownout.runner.plan import build_plan
 from brownout.runner.shape import HeldTail
 from brownout.steady.checker import SteadyStateChecker
 from brownout.windows import WindowGrid
@@ -210,7 +213,7 @@ async def test_the_master_rebalances_on_loss_and_stops_below_min_workers() -> No
     sent: list[tuple[str, str, Any]] = []
     events: list[tuple[str, dict[str, Any]]] = []
     job = LoadJob("http://127.0.0.1:9/x", ConstantShape(100, 60))
-    run = DistributedRun("r", job, start_at=__import__("time").monotonic(), min_workers=2,
+    run = DistributedRun("r", job, start_at=time.monotonic(), min_workers=2,
                          send=lambda w, t, d: sent.append((w, t, d)), on_event=lambda n, **d: events.append((n, d)))
     run.begin(["a", "b", "c"])
     assert [(w, t, d["epoch"]) for w, t, d in sent] == [(w, RUN, {"from_k": 0, "slot": i, "of": 3, "at": 0.0})
@@ -243,3 +246,21 @@ def test_engine_keys_are_checked_where_they_are_written(tmp_path: Path) -> None:
                     "load: {rate: 10, duration: 2s, engine: locust}\n")
     load = load_experiment(path).load
     assert (load.engine, load.local_workers, load.expect_workers) == ("locust", 1, 0)
+
+
+def test_a_run_hands_the_locust_engine_its_experiment_as_jobs(tmp_path: Path) -> None:
+    (tmp_path / "corpus.jsonl").write_text('{"body": {"x": 1}}\n')
+    path = tmp_path / "exp.yaml"
+    path.write_text("version: 1\ntitle: t\nseed: 3\ntarget: {url: 'http://127.0.0.1:9/x'}\n"
+                    "load: {rate: 10, duration: 2s, payloads: corpus.jsonl, timeout: 1s, connections: 7,\n"
+                    "       edge_cases: {empty_body: 0.1}, engine: locust, workers: 2}\n"
+                    "steady_state: {window: 1s, predictions: {score: $.score, schema: [$.score]}}\n")
+    exp = load_experiment(path)
+    run = RunContext(exp, build_plan(exp, lease=30.0, baseline_s=2.0), RunOptions(), SteadyStateChecker(exp.steady_state),
+                     None)
+    job = load_job(run, exp.load.to_shape())
+    assert (job.connections, job.request_timeout, job.edge_cases_in_windows) == (7, 1.0, True)
+    assert job.checks == ChecksWire(required=["$.score"], score="$.score")
+    assert job.payloads is not None and job.payloads.seed == 3 and len(job.payloads.templates) == 1
+    step = load_job(run, ConstantShape(5, 1), edge_cases_in_windows=False, checks=None, grid=WindowGrid(1.0))
+    assert (step.edge_cases_in_windows, step.checks, step.shape) == (False, None, ConstantShape(5, 1))
