@@ -1,8 +1,8 @@
 """``--engine locust`` end to end: a Locust master in ``brownout``, worker processes, real upstreams.
 
 Every load here is Brownout as users start it (``brownout load``, ``brownout run``), with
-its worker processes (``brownout load-worker``) on 127.0.0.1, against the real test server
-(tests/load/servers.py) or the model server behind a real ``brownout proxy``.
+worker processes (``brownout load-worker``, started by it or apart) on 127.0.0.1, against the
+real test server (tests/load/servers.py) or the model server behind a real ``brownout proxy``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 
 from brownout.histogram import Histogram
 from brownout.windows import WindowAccumulator
-from tests.conftest import BROWNOUT, REPO, serve_app
+from tests.conftest import BROWNOUT, REPO, free_port, serve_app
 from tests.runner.conftest import Stage, brownout_run
 from tests.runner.model_server import app, write_data
 
@@ -60,7 +60,18 @@ def _finish(process: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int,
 
 
 def test_two_workers_hold_the_rate_each_half_and_one_set_of_numbers(server: str) -> None:
-    code, doc, err = _finish(_load(server, "split", "--workers", "2", "--rate", "400", "--duration", "5s"))
+    # One worker started by brownout, one started apart as users start them on other machines.
+    port = free_port()
+    master = _load(server, "split", "--workers", "1", "--expect-workers", "1", "--master-bind-port", str(port),
+                   "--rate", "400", "--duration", "5s")
+    apart = subprocess.Popen([*BROWNOUT, "load-worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        code, doc, err = _finish(master)
+        assert apart.wait(30) == 0  # the master told it to quit
+    finally:
+        if apart.poll() is None:
+            apart.kill()
     assert code == 0, err
     seen = _hits(server, "split")
     assert abs(seen - 2000) <= 20, seen  # the upstream saw the target rate, within 1%

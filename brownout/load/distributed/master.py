@@ -19,6 +19,7 @@ join as a worker and be sent the corpus.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -53,6 +54,7 @@ class LocustMaster:
         """Bind and serve; the port bound (``bind_port`` 0 picks one). Unreachable when it cannot listen."""
         self._loop = asyncio.get_running_loop()
         locust = import_locust()  # here, on the main thread: Locust installs a signal handler on import
+        logging.getLogger("locust").setLevel(logging.ERROR)  # its news (workers ready, CPU warnings) is ours to tell
         self._thread = threading.Thread(target=self._serve, args=(locust,), name="brownout-locust-master", daemon=True)
         self._thread.start()
         ready = await self._loop.run_in_executor(None, self._ready.wait, timeout)
