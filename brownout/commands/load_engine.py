@@ -30,8 +30,8 @@ def add_engine_args(parser: argparse.ArgumentParser, *, default_engine: str | No
         "--master-bind-host says otherwise. Workers elsewhere join with: brownout load-worker --master-host H "
         f"--master-port P (default {DEFAULT_PORT}).")
     group.add_argument("--engine", choices=("local", "locust"), default=default_engine,
-                       help="local: this process" + (" (default)" if default_engine else "; default: the experiment's "
-                                                     "load.engine"))
+                       help="local: this process; locust: Locust workers (default: "
+                            + (default_engine or "the experiment's load.engine") + ")")
     group.add_argument("--workers", type=int, metavar="N", help="local worker processes to start (default 1)")
     group.add_argument("--expect-workers", type=int, metavar="N", help="workers started elsewhere to wait for (60s)")
     group.add_argument("--min-workers", type=int, metavar="N",
