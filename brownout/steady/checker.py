@@ -5,7 +5,8 @@ streams (``feed_stream``) as they arrive and
 closes windows in order once their answers are in (``close_due`` with a grace of the
 request timeout, or ``close_window``). It says which phase a window belongs to and which
 faults were active; the checker knows nothing of the timeline. Records of a window already
-closed are counted in ``late`` and otherwise ignored.
+closed are counted in ``late`` and otherwise ignored. Load generated elsewhere (the
+``locust`` engine's workers) comes as window accumulators instead (``merge_window``).
 
 Drift (PSI) compares against the scores of the windows closed as ``baseline``. A window's
 PSI is taken over the most recent scores of its phase (up to ``DRIFT_POOL``, this window's
@@ -17,7 +18,7 @@ of scores.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,6 +190,26 @@ class SteadyStateChecker:
         if (self._predictions is not None and record.edge_case is None and 200 <= record.status < 300
                 and record.body is not None):
             slot[1].add(self._invariants.check(record.body))
+
+    def merge_window(self, acc: WindowAccumulator, *, responses: int = 0, problems: Mapping[str, int] | None = None,
+                     violations: Mapping[str, int] | None = None, scores: Sequence[float] = ()) -> bool:
+        """Merge window ``acc.index`` gathered elsewhere (a load worker) into the open window, exactly.
+
+        ``responses``, ``problems``, ``violations`` and ``scores`` are the per-response checks of its
+        answers, as ``feed`` adds them. A window already closed counts its records in ``late``
+        (returns False).
+        """
+        if acc.index < self._next:
+            self.late += acc.sent + acc.dropped
+            return False
+        window, quality = self._slot(acc.index)
+        window.merge(acc)
+        window.start, window.end = self.grid.bounds(acc.index)  # the grid's span, whatever acc's clock said
+        quality.responses += responses
+        quality.problems.update(problems or {})
+        quality.violations.update(violations or {})
+        quality.scores.extend(scores)
+        return True
 
     def observe_in_flight(self, t: float, in_flight: int) -> None:
         """The load generator's requests on the wire at run second ``t`` (a window keeps the most)."""
