@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -17,6 +18,7 @@ from brownout.liveview import LiveView
 from brownout.load.payloads import PayloadSource
 from brownout.report.journal import TimelineEvent
 from brownout.runner.plan import Plan
+from brownout.runner.observers import ObserverHub
 from brownout.runner.progress import Progress
 from brownout.steady.checker import SteadyStateChecker
 
@@ -27,6 +29,7 @@ log = structlog.get_logger("brownout.runner")
 class RunOptions:
     lease_s: float = 30.0
     view: LiveView | None = None  # None: no live view (tests, --quiet)
+    pidfiles: tuple[Path, ...] = ()  # the stack's processes, when the caller knows them: measured for cost
 
 
 @dataclass
@@ -39,6 +42,7 @@ class RunContext:
     events: list[TimelineEvent] = field(default_factory=list)
     t0: float = field(default_factory=time.monotonic)  # run second 0 (the baseline's start), monotonic clock
     method_at: float = 0.0  # run second the method phase started at (its plan: the baseline's length)
+    observers: ObserverHub | None = None  # what watches each window from outside the load generator
 
     def now(self) -> float:
         return time.monotonic() - self.t0

@@ -24,6 +24,7 @@ from brownout.load.shapes import Shape, StressShape
 from brownout.records import RequestRecord
 from brownout.report.journal import RunReport
 from brownout.runner.context import RunContext, RunOptions, payload_source
+from brownout.runner.observers import ObserverHub, observers_for
 from brownout.runner.plan import build_plan
 from brownout.runner.preflight import check_proxies, check_target
 from brownout.runner.probes import probe_grace, start_probes
@@ -51,6 +52,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
     plan = build_plan(experiment, lease=options.lease_s, baseline_s=baseline_s)
     checker = SteadyStateChecker(steady, experiment.abort_when)
     run = RunContext(experiment, plan, options, checker, None)
+    hub = run.observers = ObserverHub(observers_for(experiment, options.pidfiles), checker)
     if options.view is not None:
         run.progress = Progress(options.view, plan.total_s, clock=run.now)
     outcome, reason, recovery, extra = Outcome.COULD_NOT_RUN, "", None, {}
@@ -59,9 +61,13 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
             try:
                 await check_target(session, experiment.target.url)
                 await check_proxies(experiment, plan.admin_clients)
-                run.t0 = time.monotonic()  # run second 0: the load starts now, whatever preflight took
-                run.event("preflight_passed")
                 stress = isinstance(plan.body_shape, StressShape)
+                if not stress:  # stress judges its steps by the load alone
+                    await hub.start()
+                run.t0 = time.monotonic()  # run second 0: the load starts now, whatever preflight took
+                if not stress:
+                    hub.begin(run.now, time.time())
+                run.event("preflight_passed")
                 if stress:
                     extra = await run_stress(run, session)
                 else:
@@ -79,6 +85,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
                 if isinstance(exc, asyncio.CancelledError):
                     reason = "interrupted"
             finally:
+                await hub.close()
                 problems = await asyncio.shield(plan.timeline.cleanup())
                 run.event("cleanup_done", problems=problems)
                 if problems:
@@ -138,7 +145,8 @@ async def _load(run: RunContext, session: aiohttp.ClientSession, shape: Shape, o
         while not load.done():
             await asyncio.wait([load], timeout=0.1)
             _close(run, run.checker.close_due(run.now(), grace=probe_grace(exp), phase_of=phase_of,
-                                              faults_of=run.plan.timeline.active_between), stop)
+                                              faults_of=run.plan.timeline.active_between,
+                                              ready=run.observers.ready if run.observers else None), stop)
         await load
     finally:
         stop.set()
@@ -147,6 +155,8 @@ async def _load(run: RunContext, session: aiohttp.ClientSession, shape: Shape, o
         if prober is not None:
             await prober
     end = offset + shape.duration
+    if run.observers is not None:  # the last windows wait for what observers see after they end
+        await run.observers.settle(end)
     # Every answer is in: close the remaining windows of this run.
     _close(run, run.checker.close_due(end + 1e-9, grace=0.0, phase_of=phase_of,
                                       faults_of=run.plan.timeline.active_between), stop, baseline=baseline)
