@@ -1,0 +1,96 @@
+"""The library's PromQL game day (``obs-fallback-rate``) with a real Prometheus scraping the real
+demo behind the real proxy, run by ``brownout run`` as users run it: the probe catches the
+feature store's fault (exit 1, the verdict names it), holds without it (exit 0), and a dead
+Prometheus stops the run at preflight (exit 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from brownout.demo.game_day import GameDay, game_day
+from brownout.demo.web import free_port
+from tests.conftest import BROWNOUT, REPO
+from tests.observe.prometheus_fixture import PrometheusFactory, PrometheusServer
+
+GAME_DAY = REPO / "experiments" / "obs-fallback-rate.yaml"
+
+
+@pytest.fixture
+async def day(demo_cache: Path, bundle: Any) -> AsyncIterator[GameDay]:
+    async with game_day(demo_cache) as d:  # real processes, as brownout demo runs them
+        yield d
+
+
+@pytest.fixture
+async def prometheus(day: GameDay, prometheus_factory: PrometheusFactory) -> PrometheusServer:
+    prom = await prometheus_factory({"model-api": day.model_api_url + "/metrics",
+                                     "gpu-worker": day.backends.worker_url + "/metrics",
+                                     "feature-store": day.backends.feature_store_url + "/metrics",
+                                     "brownout": day.admin_url + "/metrics"})
+    await prom.wait_for_data("demo_model_api_predictions_total")
+    return prom
+
+
+async def run(day: GameDay, prometheus_url: str, reports: Path, *args: str) -> tuple[int, str, dict[str, Any]]:
+    """The game day, halved; its load SLA widened (a shared 2-CPU machine makes the demo slow and its
+    GPU worker time out now and then): the probes are on trial here."""
+    env = {**os.environ, **day.env(), "BROWNOUT_PROMETHEUS": prometheus_url, "PYTHONUNBUFFERED": "1"}
+    process = await asyncio.create_subprocess_exec(
+        *BROWNOUT, "run", str(GAME_DAY), "--time-scale", "0.5", "--quiet", "--report-dir", str(reports),
+        "--set", "steady_state.sla.latency_p99_ms=10000", "--set", "steady_state.sla.error_rate=0.5", *args,
+        cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(process.communicate(), 180)
+    journal_path = reports / "journal.json"
+    journal = json.loads(journal_path.read_text()) if journal_path.exists() else {}
+    assert process.returncode is not None
+    return process.returncode, out.decode(), journal
+
+
+async def test_the_probe_catches_fallbacks_the_clients_cannot_see(day: GameDay, prometheus: PrometheusServer,
+                                                                  tmp_path: Path) -> None:
+    code, out, journal = await run(day, prometheus.url, tmp_path / "reports")
+    assert code == 1, out
+    failed = [v for v in journal["verdicts"] if not v["ok"]]
+    probe = [v for v in failed if v["sli"] == "fallback-rate"]
+    assert probe, out
+    # The windows it failed are those of the fault: the verdict names it, the bound and the value.
+    during = [v for v in probe if v["active_faults"] == ["error@feature-store"]]
+    assert during and all(v["value"] > 0.05 for v in during), probe
+    assert "fallback-rate = " in during[0]["message"] and "bound <= 0.05" in during[0]["message"]
+    assert "FAIL method: fallback-rate <= 0.05" in out
+    # The clients saw 200s: the model API hid the fallbacks from them.
+    statuses = [w["stats"]["statuses"] for w in journal["windows"] if w["active_faults"]]
+    assert sum(s.get("2xx", 0) for s in statuses) >= 0.8 * sum(sum(s.values()) for s in statuses), statuses
+    # Every window judged both probes (the queue stayed short), the baseline held.
+    baseline = [v for v in journal["verdicts"] if v["phase"] == "baseline" and v["sli"] in ("fallback-rate",
+                                                                                          "gpu-queue-depth")]
+    assert baseline and all(v["ok"] and v["value"] is not None for v in baseline), baseline
+    queue = [v for v in journal["verdicts"] if v["sli"] == "gpu-queue-depth"]
+    assert len({v["window"] for v in queue}) == len(journal["windows"]) and all(v["ok"] for v in queue)
+    junit = (tmp_path / "reports" / "junit.xml").read_text()
+    assert 'name="fallback-rate &lt;= 0.05"' in junit and "SLAViolation" in junit
+    html = (tmp_path / "reports" / "report.html").read_text()
+    assert "PromQL probe fallback-rate" in html and "PromQL probe gpu-queue-depth" in html
+
+
+async def test_without_the_fault_the_probes_hold(day: GameDay, prometheus: PrometheusServer, tmp_path: Path) -> None:
+    code, out, journal = await run(day, prometheus.url, tmp_path / "reports", "--set", "method=[]")
+    assert code == 0, out
+    probes = [v for v in journal["verdicts"] if v["sli"] in ("fallback-rate", "gpu-queue-depth")]
+    assert probes and all(v["ok"] and v["value"] is not None for v in probes)
+    assert {v["phase"] for v in probes} == {"baseline", "method"}
+
+
+async def test_a_dead_prometheus_fails_preflight(day: GameDay, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    code, out, journal = await run(day, dead, tmp_path / "reports")
+    assert code == 4, out
+    assert f"probe 'fallback-rate': Prometheus at {dead} is unreachable" in out
+    assert journal["status"]["outcome"] == "could_not_run" and journal["windows"] == []
