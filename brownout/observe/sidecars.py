@@ -57,12 +57,12 @@ class Reading:
 
 
 def parse_metrics(text: str) -> Reading:
-    """Counters (``*_total`` samples of counter families) and ``process_start_time_seconds``."""
+    """Counters (``*_total`` samples of counter families, or untyped) and ``process_start_time_seconds``."""
     counters: dict[SeriesKey, float] = {}
     started_at = None
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if family.type == "counter" and sample.name.endswith("_total"):
+            if family.type in ("counter", "unknown") and sample.name.endswith("_total"):
                 counters[(sample.name, tuple(sorted(sample.labels.items())))] = float(sample.value)
             elif sample.name == START_TIME:
                 started_at = float(sample.value)
