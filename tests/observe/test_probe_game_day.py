@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -94,3 +96,25 @@ async def test_a_dead_prometheus_fails_preflight(day: GameDay, tmp_path: Path) -
     assert code == 4, out
     assert f"probe 'fallback-rate': Prometheus at {dead} is unreachable" in out
     assert journal["status"]["outcome"] == "could_not_run" and journal["windows"] == []
+
+
+def test_brownout_demo_brings_its_own_prometheus_and_measures_its_cost(tmp_path: Path, demo_cache: Path) -> None:
+    reports = tmp_path / "reports"
+    result = subprocess.run(
+        [*BROWNOUT, "demo", "--experiment", "obs-fallback-rate", "--time-scale", "0.5", "--quiet",
+         "--report-dir", str(reports)],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "BROWNOUT_DEMO_CACHE": str(demo_cache)})
+    out = result.stdout + result.stderr
+    # 1: the probe caught the fault; 2: a busy machine broke the baseline's latency first.
+    assert result.returncode in (1, 2), out
+    assert re.search(r"Prometheus http://127\.0\.0\.1:\d+\)", out), out
+    journal = json.loads((reports / "journal.json").read_text())
+    baseline = [v for v in journal["verdicts"] if v["phase"] == "baseline" and v["sli"] == "fallback-rate"]
+    assert baseline and all(v["value"] is not None for v in baseline)  # the demo's Prometheus answered
+    if result.returncode == 1:
+        assert any(v["sli"] == "fallback-rate" and not v["ok"] for v in journal["verdicts"]), out
+    # Without a cost key, the demo's own processes are measured.
+    cost = journal["phases"][0]["cost"]
+    assert cost["source"].startswith("pidfiles: ") and "model-api.pid" in cost["source"]
+    assert cost["cpu_seconds"] > 0 and cost["cpu_seconds_per_1k"] > 0
+    assert "cost per 1,000 successful predictions" in result.stdout
