@@ -41,12 +41,13 @@ async def prometheus(day: GameDay, prometheus_factory: PrometheusFactory) -> Pro
 
 
 async def run(day: GameDay, prometheus_url: str, reports: Path, *args: str) -> tuple[int, str, dict[str, Any]]:
-    """The game day, halved; its load SLA widened (a shared 2-CPU machine makes the demo slow and its
-    GPU worker time out now and then): the probes are on trial here."""
+    """The game day, halved, at a lower rate and with its load SLA widened (on a shared 2-CPU machine the
+    demo's GPU worker times out under the full rate now and then): the probes are on trial here."""
     env = {**os.environ, **day.env(), "BROWNOUT_PROMETHEUS": prometheus_url, "PYTHONUNBUFFERED": "1"}
     process = await asyncio.create_subprocess_exec(
         *BROWNOUT, "run", str(GAME_DAY), "--time-scale", "0.5", "--quiet", "--report-dir", str(reports),
-        "--set", "steady_state.sla.latency_p99_ms=10000", "--set", "steady_state.sla.error_rate=0.5", *args,
+        "--set", "load.rate=15", "--set", "steady_state.sla.latency_p99_ms=10000",
+        "--set", "steady_state.sla.error_rate=0.5", *args,
         cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(process.communicate(), 180)
     journal_path = reports / "journal.json"
@@ -64,7 +65,7 @@ async def test_the_probe_catches_fallbacks_the_clients_cannot_see(day: GameDay, 
     assert probe, out
     # The windows it failed are those of the fault: the verdict names it, the bound and the value.
     during = [v for v in probe if v["active_faults"] == ["error@feature-store"]]
-    assert during and all(v["value"] > 0.05 for v in during), probe
+    assert len(during) >= 2 and max(v["value"] for v in during) > 0.3, probe
     assert "fallback-rate = " in during[0]["message"] and "bound <= 0.05" in during[0]["message"]
     assert "FAIL method: fallback-rate <= 0.05" in out
     # The clients saw 200s: the model API hid the fallbacks from them.
@@ -88,6 +89,9 @@ async def test_without_the_fault_the_probes_hold(day: GameDay, prometheus: Prome
     probes = [v for v in journal["verdicts"] if v["sli"] in ("fallback-rate", "gpu-queue-depth")]
     assert probes and all(v["ok"] and v["value"] is not None for v in probes)
     assert {v["phase"] for v in probes} == {"baseline", "method"}
+    # A query Prometheus rejects stops the run at preflight, quoting Prometheus.
+    code, out, _ = await run(day, prometheus.url, tmp_path / "bad", "--set", "steady_state.probes[1].query=max(")
+    assert code == 4 and "probe 'gpu-queue-depth'" in out and "bad_data" in out, out
 
 
 async def test_a_dead_prometheus_fails_preflight(day: GameDay, tmp_path: Path) -> None:
