@@ -32,6 +32,7 @@ class GameDay:
     model_api_url: str
     routes: dict[str, str]  # route name → the address clients use
     admin_url: str
+    pidfiles: tuple[Path, ...] = ()  # the services' processes (their CPU is the cost of serving)
 
     @property
     def target(self) -> str:
@@ -88,7 +89,9 @@ async def game_day(cache_dir: Path | None = None, *, host: str = "127.0.0.1", pr
             async with start_model_api(backends.bundle, settings, processes=processes, host=host, port=api_port) as api:
                 admin = proxy.admin_address
                 assert admin is not None
-                day = GameDay(proxy, backends, api.url, by_name, f"http://{admin[0]}:{admin[1]}")
+                procs = [*backends.processes.values(), *([api.process] if api.process else [])]
+                day = GameDay(proxy, backends, api.url, by_name, f"http://{admin[0]}:{admin[1]}",
+                              tuple(p.pidfile for p in procs if p.pidfile is not None))
                 await _warm_up(day)
                 yield day
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -25,6 +26,7 @@ from brownout.load.shapes import ConstantShape
 from brownout.load.stress import RunStep, load_step_runner
 from brownout.report.journal import TimelineEvent
 from brownout.runner.plan import Plan
+from brownout.runner.observers import ObserverHub
 from brownout.runner.progress import Progress
 from brownout.steady.checker import SteadyStateChecker
 from brownout.windows import WindowGrid
@@ -38,6 +40,7 @@ class RunOptions:
     view: LiveView | None = None  # None: no live view (tests, --quiet)
     master_bind_host: str = "127.0.0.1"  # the locust engine's master (no authentication: loopback by default)
     master_bind_port: int | None = None  # None: 5557 when workers are expected from elsewhere, else any free port
+    pidfiles: tuple[Path, ...] = ()  # the stack's processes, when the caller knows them: measured for cost
 
 
 @dataclass
@@ -51,6 +54,7 @@ class RunContext:
     t0: float = field(default_factory=time.monotonic)  # run second 0 (the baseline's start), monotonic clock
     method_at: float = 0.0  # run second the method phase started at (its plan: the baseline's length)
     load_engine: LocustEngine | None = None  # None: the load runs in this process
+    observers: ObserverHub | None = None  # what watches each window from outside the load generator
 
     def now(self) -> float:
         return time.monotonic() - self.t0

@@ -33,6 +33,7 @@ from brownout.load.shapes import Shape, StressShape
 from brownout.records import RequestRecord
 from brownout.report.journal import RunReport
 from brownout.runner.context import RunContext, RunOptions, engine_settings, load_job, payload_source
+from brownout.runner.observers import ObserverHub, observers_for
 from brownout.runner.plan import build_plan
 from brownout.runner.preflight import check_proxies, check_target
 from brownout.runner.probes import probe_grace, start_probes
@@ -62,6 +63,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
     plan = build_plan(experiment, lease=options.lease_s, baseline_s=baseline_s)
     checker = SteadyStateChecker(steady, experiment.abort_when)
     run = RunContext(experiment, plan, options, checker, None)
+    hub = run.observers = ObserverHub(observers_for(experiment, options.pidfiles), checker)
     if options.view is not None:
         run.progress = Progress(options.view, plan.total_s, clock=run.now)
     outcome, reason, recovery, extra = Outcome.COULD_NOT_RUN, "", None, {}
@@ -72,13 +74,17 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
                 await check_proxies(experiment, plan.admin_clients)
                 if experiment.load.engine == "locust":
                     run.load_engine = await engines.enter_async_context(LocustEngine(engine_settings(experiment, options)))
+                stress = isinstance(plan.body_shape, StressShape)
+                if not stress:  # stress judges its steps by the load alone
+                    await hub.start()
                 # Run second 0: the load starts now (a Locust load a moment later: its plan must reach the workers).
                 run.t0 = time.monotonic() + run.start_lead
+                if not stress:
+                    hub.begin(run.now, time.time() + run.start_lead)
                 run.event("preflight_passed")
                 if run.load_engine is not None:
                     run.event("workers_ready", workers=len(run.load_engine.live()))
                     run.load_engine.on_event = run.event  # joined, lost, rebalanced: in the journal
-                stress = isinstance(plan.body_shape, StressShape)
                 if stress:
                     extra = await run_stress(run, session)
                 else:
@@ -103,6 +109,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
                 if isinstance(exc, asyncio.CancelledError):
                     reason = "interrupted"
             finally:
+                await hub.close()
                 problems = await asyncio.shield(plan.timeline.cleanup())
                 run.event("cleanup_done", problems=problems)
                 if problems:
@@ -179,7 +186,8 @@ async def _load(run: RunContext, session: aiohttp.ClientSession, shape: Shape, o
         while not load.done():
             await asyncio.wait([load], timeout=0.1)
             _close(run, run.checker.close_due(run.now(), grace=grace, phase_of=phase_of,
-                                              faults_of=run.plan.timeline.active_between), stop)
+                                              faults_of=run.plan.timeline.active_between,
+                                              ready=run.observers.ready if run.observers else None), stop)
         await load
     finally:
         stop.set()
@@ -188,6 +196,8 @@ async def _load(run: RunContext, session: aiohttp.ClientSession, shape: Shape, o
         if prober is not None:
             await prober
     end = offset + shape.duration
+    if run.observers is not None:  # the last windows wait for what observers see after they end
+        await run.observers.settle(end)
     # Every answer is in: close the remaining windows of this run.
     _close(run, run.checker.close_due(end + 1e-9, grace=0.0, phase_of=phase_of,
                                       faults_of=run.plan.timeline.active_between), stop, baseline=baseline)
