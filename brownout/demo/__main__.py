@@ -146,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(src, args.out / src.name)
             print(args.out / src.name)
         return 0
+    if "OMP_NUM_THREADS" not in os.environ:
+        # One scoring thread: the model is small, and OpenMP's idle threads spin, which on a
+        # small machine takes the CPU from every other process (proxies, load, replicas).
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)
     try:
         with suppress(ImportError):
             import uvloop
