@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from brownout.demo.game_day import RETRY_ENV, retry_from_env
 from brownout.demo.retry import (
     BROKEN, ERROR, OK, OVERLOADED, REJECTED, TIMEOUT, UNREACHABLE, Attempt, RetryPlan, RetryPolicy,
 )
@@ -53,6 +54,14 @@ def test_bad_specs_name_the_flag(spec: str) -> None:
     with pytest.raises(InvalidInput) as err:
         RetryPolicy.parse(spec)
     assert err.value.field in ("--retry", "retry.retries")
+
+
+def test_brownout_demo_takes_the_policy_from_its_environment() -> None:
+    assert retry_from_env({}) == RetryPolicy() == retry_from_env({RETRY_ENV: " "})
+    assert retry_from_env({RETRY_ENV: "immediate:2"}) == RetryPolicy(mode="immediate", retries=2)
+    with pytest.raises(InvalidInput) as err:
+        retry_from_env({RETRY_ENV: "often"})
+    assert err.value.field == RETRY_ENV and "often" in err.value.message
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
