@@ -129,18 +129,23 @@ async def test_retry_amplification_on_shedding_replicas_by_policy(
         for i, sidecar in enumerate(day.sidecars):
             await _fault(http, sidecar.admin_url, {**SHED, "seed": 10 + i})
         before_arrivals, before = await _arrivals(http, day), await _attempts(http, day)
-        shed = 0
+        shed = slow = 0
         cases = _cases(golden, f"storm-{spec}", 160)
         for body, _ in cases:
             status, headers, answer = await _predict(http, day, body)
             if status == 503:
                 shed += 1
                 assert headers["Retry-After"] == "1" and answer["error"] == "GPU worker overloaded"
+            elif answer["degraded"]:
+                # An attempt that outlived the retry budget on a busy machine: degraded, never wrong.
+                assert status == 200 and "timed out" in answer["degraded_reason"], answer
+                slow += 1
             else:
-                assert status == 200 and answer["degraded"] is False
+                assert status == 200
         arrivals = await _arrivals(http, day) - before_arrivals
         attempts = sum((await _attempts(http, day)).values()) - sum(before.values())
     assert arrivals == attempts  # every attempt the model API counted reached a sidecar, and no more
+    assert slow <= 0.1 * len(cases), slow
     assert low <= arrivals / len(cases) <= high, arrivals / len(cases)
     if spec == "immediate:3":
         assert shed < 0.2 * len(cases)  # retries hide the shedding from clients (and multiply the load)
