@@ -163,7 +163,7 @@ class HttpRoute:
     def _open_taps(self, request: IncomingRequest) -> Taps | None:
         start = ExchangeStart(route=self.name, request_id=self._request_id(request), method=request.method,
                               target=request.target.decode("latin-1"), headers=request.headers, client=request.client,
-                              started_at=time.time())
+                              started_at=time.time(), http_version="1.0" if request.http10 else "1.1")
         return Taps.open(self.observers, start)
 
     def _request_id(self, request: IncomingRequest) -> str:

@@ -65,6 +65,7 @@ class ExchangeStart:
     headers: Sequence[tuple[bytes, bytes]]
     client: str
     started_at: float  # wall clock (epoch seconds)
+    http_version: str = "1.1"  # as the client spoke: "1.1" or "1.0"
 
 
 class ExchangeTap:
