@@ -146,7 +146,7 @@ class HttpRoute:
     def _ended(self, request: IncomingRequest, injection: Injection | None, status: int, started: float) -> None:
         """Once per exchange, in ``finally``: on_exchange_end hooks, effects, observers."""
         effects = injection.finish(status, self.observers) if injection is not None else ()
-        if not self.observers:
+        if not self.observers or (request.taps is None and not self._watched()):
             return
         duration = time.perf_counter() - started
         request_id = injection.data.request_id if injection is not None else self._request_id(request)
@@ -160,14 +160,25 @@ class HttpRoute:
             except Exception:
                 log.exception("observer_failed", route=self.name, observer=type(observer).__name__)
 
+    def _watched(self) -> bool:
+        """Does an observer want the end of every exchange (not only of those it follows)?"""
+        for observer in self.observers:
+            if type(observer).exchange_ended is not ExchangeObserver.exchange_ended:
+                return True
+        return False
+
     def _open_taps(self, request: IncomingRequest) -> Taps | None:
+        observers = [o for o in self.observers if o.follows(request.headers)]
+        if not observers:
+            return None  # nothing is built for an exchange no observer follows (sampled out)
         start = ExchangeStart(route=self.name, request_id=self._request_id(request), method=request.method,
                               target=request.target.decode("latin-1"), headers=request.headers, client=request.client,
                               started_at=time.time(), http_version="1.0" if request.http10 else "1.1")
-        return Taps.open(self.observers, start)
+        return Taps.open(observers, start)
 
     def _request_id(self, request: IncomingRequest) -> str:
-        return request.header_map.get("X-Request-Id") or f"{self._id_prefix}-{next(self._ids)}"
+        given = h1.header_value(request.headers, b"x-request-id")  # a scan: the header map costs more
+        return given.decode("latin-1") if given else f"{self._id_prefix}-{next(self._ids)}"
 
     def _may_apply(self, request: IncomingRequest, faults: tuple[ActiveFault, ...]) -> bool:
         """The cheap check: can any fault's path glob fit? (Most requests stop here.)"""

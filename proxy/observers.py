@@ -6,7 +6,9 @@ synchronously on the data path, so they must be quick (queue, don't do I/O); an 
 from one is logged and the exchange carries on.
 
 An observer that wants more than the end of an exchange returns an ``ExchangeTap`` from
-``exchange_started`` (or None for an exchange it does not sample). A tap sees the request
+``exchange_started`` (or None for an exchange it does not sample); one that samples says no
+earlier and cheaper in ``follows``. With no tap open and no observer overriding
+``exchange_ended``, the end of an exchange builds nothing either. A tap sees the request
 head as the client sent it, may add headers to what goes upstream (a ``traceparent``), learns
 when upstream answered, and sees the response head and body bytes exactly as the client got
 them (after every fault) and, when ``wants_bodies``, the client's request body. The route
@@ -100,6 +102,13 @@ class ExchangeObserver:
 
     def exchange_ended(self, end: ExchangeEnd) -> None:
         """An exchange ended (every exchange of the route, faulted or not)."""
+
+    def follows(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        """A first look at a request head, before anything is built for the exchange: False, and
+        ``exchange_started`` is not called for it, so an observer that samples pays only for its own
+        decision on the exchanges it leaves. A True is followed at once by ``exchange_started`` for
+        the same exchange (on the same thread: a decision may be kept until then)."""
+        return True
 
     def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
         """An exchange begins: return a tap to follow it, or None (the default) not to."""

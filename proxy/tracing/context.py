@@ -11,8 +11,12 @@ exchanges ever reach the SDK. The header is parsed only when it is there.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
+
+from proxy.h1 import header_value
+
+__all__ = ["MASK_64", "Sampler", "TraceParent", "format_traceparent", "header_value", "new_span_id", "new_trace_id",
+           "parse_traceparent", "span_hex", "trace_hex"]
 
 MASK_64 = (1 << 64) - 1
 _HEX = frozenset(b"0123456789abcdef")
@@ -52,15 +56,6 @@ def parse_traceparent(value: bytes | str) -> TraceParent | None:
 
 def format_traceparent(trace_id: int, span_id: int, sampled: bool = True) -> bytes:
     return b"00-%032x-%016x-%s" % (trace_id, span_id, b"01" if sampled else b"00")
-
-
-def header_value(headers: Sequence[tuple[bytes, bytes]], lower_name: bytes) -> bytes | None:
-    """The first value of a header (``lower_name`` in lower case), or None: one pass, no allocation."""
-    size = len(lower_name)
-    for name, value in headers:
-        if len(name) == size and name.lower() == lower_name:
-            return value
-    return None
 
 
 def new_span_id() -> int:

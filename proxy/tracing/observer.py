@@ -1,8 +1,8 @@
 """The proxy's spans: one SERVER span per sampled exchange, one CLIENT span per upstream call.
 
-``exchange_started`` decides on plain integers (``proxy.tracing.context``) and returns a tap
-only for a sampled exchange: an unsampled one costs a header scan and, without a
-``traceparent``, one random draw. Its ``traceparent`` (if any) reaches upstream untouched.
+``follows`` decides on plain integers (``proxy.tracing.context``), before the route builds
+anything for the exchange; ``exchange_started`` then opens a tap for a sampled one. An
+unsampled exchange costs a header scan and, without a ``traceparent``, one random draw. Its ``traceparent`` (if any) reaches upstream untouched.
 
 A sampled exchange: the SERVER span continues the client's ``traceparent`` (its ``tracestate``
 kept) or starts a trace; the CLIENT span starts as the request goes upstream and ends when
@@ -19,6 +19,7 @@ Contexts are passed explicitly; nothing is made "current".
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +29,15 @@ from faults import Hook
 from proxy.addresses import parse_host_port
 from proxy.config import RouteConfig
 from proxy.observers import ExchangeEnd, ExchangeObserver, ExchangeStart, ExchangeTap, FaultEffect
-from proxy.tracing.context import Sampler, format_traceparent, header_value, parse_traceparent, span_hex, trace_hex
+from proxy.tracing.context import (
+    Sampler,
+    TraceParent,
+    format_traceparent,
+    header_value,
+    parse_traceparent,
+    span_hex,
+    trace_hex,
+)
 from proxy.tracing.export import TraceExport, child_of, remote_parent
 
 log = structlog.get_logger("brownout.tracing")
@@ -56,20 +65,28 @@ class TracingObserver(ExchangeObserver):
         self.upstream_base = route.upstream.rstrip("/")
         self.upstream_host = upstream.hostname or ""
         self.upstream_port = upstream.port or (443 if upstream.scheme == "https" else 80)
+        self._decided: TraceParent | int = 0  # what ``follows`` decided, for ``exchange_started``
 
-    def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
-        value = header_value(start.headers, b"traceparent")
+    def follows(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        """The sampling decision, kept for ``exchange_started`` (called at once, for the same exchange)."""
+        value = header_value(headers, b"traceparent")
         parent = parse_traceparent(value) if value is not None else None
         if parent is None:  # absent or invalid: a new trace, if the ratio says so
             trace_id = self.sampler.new_trace()
-            if not trace_id:
+            self._decided = trace_id
+            return trace_id != 0
+        self._decided = parent
+        return self.sampler.keeps(parent)
+
+    def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
+        decided, self._decided = self._decided, 0
+        if isinstance(decided, int):
+            if not decided:
                 return None
-            self.export.root(trace_id)
+            self.export.root(decided)
             return ExchangeTrace(self, start, None)
-        if not self.sampler.keeps(parent):
-            return None
         tracestate = header_value(start.headers, b"tracestate")
-        return ExchangeTrace(self, start, remote_parent(parent.trace_id, parent.span_id, parent.flags, tracestate))
+        return ExchangeTrace(self, start, remote_parent(decided.trace_id, decided.span_id, decided.flags, tracestate))
 
     def fault_effect(self, effect: FaultEffect) -> None:
         if effect.hook is Hook.ON_CONNECTION:
