@@ -1,9 +1,11 @@
-"""OpenTelemetry traces of the proxy (and, through the same pieces, of the runner and the demo).
+"""OpenTelemetry traces of the proxy (and, through the same pieces, of the runner, the load
+generator and the demo's services), sent as OTLP/HTTP protobuf.
 
 Off by default. ``install_tracing`` reads the config's ``tracing:`` block and the OTEL_*
 variables (``settings``); when on, every http route gets a ``TracingObserver`` on its
-observer seam, and the proxy's /metrics gains the export counters. Only ``context`` and
-``settings`` are imported when tracing is off: the SDK is loaded only when it is used.
+observer seam, and the proxy's /metrics gains the export counters. Spans are plain records
+encoded by hand (``records``), not the OpenTelemetry SDK's: on the data path the SDK costs
+several times what the proxy spends forwarding a request (``benchmarks/tracing_bench.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from proxy.config import ProxyConfig
     from proxy.http_route import HttpRoute
     from proxy.metrics import ProxyMetrics
-    from proxy.tracing.export import TraceExport
+    from proxy.tracing.exporter import SpanExport
 
 log = structlog.get_logger("brownout.tracing")
 
@@ -32,7 +34,7 @@ FLUSH_TIMEOUT_S = 5.0  # at most this long is spent exporting what is queued whe
 
 
 class ProxyTracing:
-    def __init__(self, settings: TracingSettings, export: TraceExport) -> None:
+    def __init__(self, settings: TracingSettings, export: SpanExport) -> None:
         self.settings = settings
         self.export = export
 
@@ -48,10 +50,10 @@ def install_tracing(config: ProxyConfig, routes: Sequence[HttpRoute], metrics: P
     settings = resolve_tracing(config.tracing, env, default_service="brownout")
     if settings is None:
         return None
-    from proxy.tracing.export import TraceExport
+    from proxy.tracing.exporter import SpanExport
     from proxy.tracing.observer import TracingObserver
 
-    export = TraceExport(settings, env)
+    export = SpanExport(settings, env)
     sampler = Sampler(settings.sample_ratio, settings.follow_parent)
     for route in routes:
         route.observers.append(TracingObserver(route.config, export, sampler))
@@ -64,11 +66,11 @@ def install_tracing(config: ProxyConfig, routes: Sequence[HttpRoute], metrics: P
 class _ExportCollector(Collector):
     """``brownout_trace_spans_{exported,dropped,failed}_total`` and the queue's length."""
 
-    def __init__(self, export: TraceExport) -> None:
-        self._processor = export.processor
+    def __init__(self, export: SpanExport) -> None:
+        self._queue = export.queue
 
     def collect(self) -> Iterator[Metric]:
-        p = self._processor
+        p = self._queue
         for name, value, doc in (("exported", p.exported, "Spans the trace collector accepted"),
                                  ("dropped", p.dropped, "Spans dropped because the export queue was full"),
                                  ("failed", p.failed, "Spans in export batches the collector did not accept")):

@@ -2,7 +2,8 @@
 
 ``follows`` decides on plain integers (``proxy.tracing.context``), before the route builds
 anything for the exchange; ``exchange_started`` then opens a tap for a sampled one. An
-unsampled exchange costs a header scan and, without a ``traceparent``, one random draw. Its ``traceparent`` (if any) reaches upstream untouched.
+unsampled exchange costs a header scan and, without a ``traceparent``, one random draw; its
+``traceparent`` (if any) reaches upstream untouched.
 
 A sampled exchange: the SERVER span continues the client's ``traceparent`` (its ``tracestate``
 kept) or starts a trace; the CLIENT span starts as the request goes upstream and ends when
@@ -13,14 +14,13 @@ adds ``brownout.fault.*`` attributes to the SERVER span and a ``brownout.fault.i
 event at the moment it acted, carrying what it reported (``delay_ms``, ``status``,
 ``bytes_cut``...). A connection-phase fault acts before there is any request: it gets a short
 INTERNAL span of its own, ``brownout.connection``, a trace of its own sampled at the ratio.
-Contexts are passed explicitly; nothing is made "current".
+Spans are plain records (``records``) handed to the export queue when they end.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -34,59 +34,58 @@ from proxy.tracing.context import (
     TraceParent,
     format_traceparent,
     header_value,
+    new_span_id,
     parse_traceparent,
     span_hex,
     trace_hex,
 )
-from proxy.tracing.export import TraceExport, child_of, remote_parent
+from proxy.tracing.exporter import SpanExport
+from proxy.tracing.records import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, SpanRecord, span_attributes
 
 log = structlog.get_logger("brownout.tracing")
-
-try:
-    from opentelemetry.trace import SpanKind, Status, StatusCode
-except ImportError:  # never used then: a TraceExport cannot be built without the SDK
-    pass
 
 _ABORTED = 499  # the exchange ended without an answer: a fault reset it, or the client left
 EVENT = "brownout.fault.injected"
 
 
 class TracingObserver(ExchangeObserver):
-    """Traces one http route's exchanges through ``export``'s tracer."""
+    """Traces one http route's exchanges into ``export``."""
 
-    def __init__(self, route: RouteConfig, export: TraceExport, sampler: Sampler) -> None:
+    def __init__(self, route: RouteConfig, export: SpanExport, sampler: Sampler) -> None:
         self.route = route.name
         self.export = export
-        self.tracer = export.tracer
         self.sampler = sampler
         listen = parse_host_port(route.listen)
         self.listen = (listen.host, listen.port)
         upstream = urlsplit(route.upstream)
         self.upstream_base = route.upstream.rstrip("/")
-        self.upstream_host = upstream.hostname or ""
-        self.upstream_port = upstream.port or (443 if upstream.scheme == "https" else 80)
+        # What every span of this route says alike, encoded once.
+        self.server_fixed = {version: span_attributes({"url.scheme": "http", "network.protocol.version": version,
+                                                       "brownout.route": route.name}) for version in ("1.0", "1.1")}
+        self.client_fixed = span_attributes({
+            "server.address": upstream.hostname or "", "network.protocol.version": "1.1", "brownout.route": route.name,
+            "server.port": upstream.port or (443 if upstream.scheme == "https" else 80)})
         self._decided: TraceParent | int = 0  # what ``follows`` decided, for ``exchange_started``
 
     def follows(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
-        """The sampling decision, kept for ``exchange_started`` (called at once, for the same exchange)."""
-        value = header_value(headers, b"traceparent")
-        parent = parse_traceparent(value) if value is not None else None
-        if parent is None:  # absent or invalid: a new trace, if the ratio says so
-            trace_id = self.sampler.new_trace()
-            self._decided = trace_id
-            return trace_id != 0
-        self._decided = parent
-        return self.sampler.keeps(parent)
+        """The sampling decision, kept for ``exchange_started`` (called at once, for the same exchange).
+        On every request's path: the header scan is inlined, and an absent header costs one draw."""
+        for name, value in headers:
+            if len(name) == 11 and name.lower() == b"traceparent":
+                parent = parse_traceparent(value)
+                if parent is not None:
+                    self._decided = parent
+                    return self.sampler.keeps(parent)
+                break  # invalid: a new trace, as if absent
+        self._decided = trace_id = self.sampler.new_trace()
+        return trace_id != 0
 
     def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
         decided, self._decided = self._decided, 0
         if isinstance(decided, int):
-            if not decided:
-                return None
-            self.export.root(decided)
-            return ExchangeTrace(self, start, None)
-        tracestate = header_value(start.headers, b"tracestate")
-        return ExchangeTrace(self, start, remote_parent(decided.trace_id, decided.span_id, decided.flags, tracestate))
+            return ExchangeTrace(self, start, decided, None, "") if decided else None
+        state = header_value(start.headers, b"tracestate")
+        return ExchangeTrace(self, start, decided.trace_id, decided, state.decode("latin-1") if state else "")
 
     def fault_effect(self, effect: FaultEffect) -> None:
         if effect.hook is Hook.ON_CONNECTION:
@@ -96,86 +95,79 @@ class TracingObserver(ExchangeObserver):
         trace_id = self.sampler.new_trace()
         if not trace_id:
             return
-        self.export.root(trace_id)
         now = time.time_ns()
         started = now - int(effect.at_s * 1e9)
-        span = self.tracer.start_span("brownout.connection", kind=SpanKind.INTERNAL, start_time=started, attributes={
-            "brownout.route": self.route, "brownout.request_id": effect.request_id, **fault_attributes((effect,))})
+        span = SpanRecord(trace_id, new_span_id(), 0, "brownout.connection", KIND_INTERNAL, started, {
+            "brownout.route": self.route, "brownout.request_id": effect.request_id, **fault_attributes((effect,))},
+            end_ns=now)
         add_fault_event(span, effect, started)
-        span.end(end_time=now)
+        self.export.put(span)
 
 
 class ExchangeTrace(ExchangeTap):
     """One sampled exchange's spans."""
 
-    def __init__(self, observer: TracingObserver, start: ExchangeStart, parent: Any) -> None:
+    __slots__ = ("observer", "server", "client", "method", "target")
+
+    def __init__(self, observer: TracingObserver, start: ExchangeStart, trace_id: int, parent: TraceParent | None,
+                 tracestate: str) -> None:
         self.observer = observer
-        self.start_ns = int(start.started_at * 1e9)
-        self.method = start.method
-        self.target = start.target
-        self.client_span: Any = None
+        self.method, self.target = start.method, start.target
+        self.client: SpanRecord | None = None
         host, port = _server_address(header_value(start.headers, b"host"), observer.listen)
-        attributes: dict[str, Any] = {
-            "http.request.method": start.method, "url.path": start.target.partition("?")[0], "url.scheme": "http",
-            "server.address": host, "server.port": port, "client.address": start.client,
-            "network.protocol.version": start.http_version, "brownout.route": observer.route,
-            "brownout.request_id": start.request_id,
-        }
+        attributes: dict[str, str | bool | int | float] = {
+            "http.request.method": start.method, "url.path": start.target.partition("?")[0], "server.address": host,
+            "server.port": port, "client.address": start.client, "brownout.request_id": start.request_id}
         agent = header_value(start.headers, b"user-agent")
         if agent is not None:
             attributes["user_agent.original"] = agent.decode("latin-1")
-        self.server = observer.tracer.start_span(start.method, parent, kind=SpanKind.SERVER, attributes=attributes,
-                                                 start_time=self.start_ns)
+        self.server = SpanRecord(trace_id, new_span_id(), parent.span_id if parent else 0, start.method, KIND_SERVER,
+                                 int(start.started_at * 1e9), attributes,
+                                 fixed=observer.server_fixed.get(start.http_version, observer.server_fixed["1.1"]),
+                                 parent_remote=parent is not None, trace_state=tracestate)
 
     def upstream_request(self, headers: list[tuple[bytes, bytes]]) -> None:
-        observer = self.observer
-        self.client_span = span = observer.tracer.start_span(self.method, child_of(self.server), kind=SpanKind.CLIENT,
-                                                             attributes={
-            "http.request.method": self.method, "url.full": observer.upstream_base + self.target,
-            "server.address": observer.upstream_host, "server.port": observer.upstream_port,
-            "network.protocol.version": "1.1", "brownout.route": observer.route,
-        })
-        context = span.get_span_context()
+        server = self.server
+        self.client = span = SpanRecord(server.trace_id, new_span_id(), server.span_id, self.method, KIND_CLIENT,
+                                        time.time_ns(), {"http.request.method": self.method,
+                                                         "url.full": self.observer.upstream_base + self.target},
+                                        fixed=self.observer.client_fixed, trace_state=server.trace_state)
         headers[:] = [h for h in headers if h[0].lower() != b"traceparent"]
-        headers.append((b"traceparent", format_traceparent(context.trace_id, context.span_id)))
+        headers.append((b"traceparent", format_traceparent(span.trace_id, span.span_id)))
 
     def upstream_answered(self, status: int | None, cause: str | None) -> None:
-        span, self.client_span = self.client_span, None
+        span, self.client = self.client, None
         if span is None:
             return
-        if status is not None:
-            span.set_attribute("http.response.status_code", status)
-            if status >= 400:
-                span.set_attribute("error.type", str(status))
-                span.set_status(Status(StatusCode.ERROR))
+        span.end_ns = time.time_ns()
+        if status is None:
+            span.fail(cause or "failed", f"upstream: {cause}")
         else:
-            span.set_attribute("error.type", cause or "failed")
-            span.set_status(Status(StatusCode.ERROR, f"upstream: {cause}"))
-        span.end()
+            span.attributes["http.response.status_code"] = status
+            if status >= 400:
+                span.fail(str(status))
+        self.observer.export.put(span)
 
     def ended(self, end: ExchangeEnd) -> None:
-        if self.client_span is not None:  # the exchange ended while upstream had not answered
+        if self.client is not None:  # the exchange ended while upstream had not answered
             self.upstream_answered(None, "cancelled")
         server = self.server
+        server.end_ns = time.time_ns()
         if end.status == _ABORTED:
-            server.set_attribute("error.type", "aborted")
-            server.set_status(Status(StatusCode.ERROR, "no response: reset by a fault, or the client left"))
+            server.fail("aborted", "no response: reset by a fault, or the client left")
         else:
-            server.set_attribute("http.response.status_code", end.status)
+            server.attributes["http.response.status_code"] = end.status
             if end.status >= 500:
-                server.set_attribute("error.type", str(end.status))
-                server.set_status(Status(StatusCode.ERROR))
+                server.fail(str(end.status))
         acted = tuple(e for e in end.effects if e.hook is not None)
         if acted:
-            server.set_attributes(fault_attributes(acted))
+            server.attributes.update(fault_attributes(acted))
             for effect in acted:
-                add_fault_event(server, effect, self.start_ns)
-            context = server.get_span_context()
-            trace_id = trace_hex(context.trace_id)
-            log.info("fault_traced", route=end.route, request_id=end.request_id, trace_id=trace_id,
-                     span_id=span_hex(context.span_id), faults=[e.fault_id for e in acted],
-                     trace_url=self.observer.export.settings.link(trace_id, span_hex(context.span_id)))
-        server.end()
+                add_fault_event(server, effect, server.start_ns)
+            trace_id, span_id = trace_hex(server.trace_id), span_hex(server.span_id)
+            log.info("fault_traced", route=end.route, request_id=end.request_id, trace_id=trace_id, span_id=span_id,
+                     faults=[e.fault_id for e in acted], trace_url=self.observer.export.settings.link(trace_id, span_id))
+        self.observer.export.put(server)
 
 
 def fault_attributes(effects: tuple[FaultEffect, ...]) -> dict[str, str]:
@@ -185,12 +177,13 @@ def fault_attributes(effects: tuple[FaultEffect, ...]) -> dict[str, str]:
             "brownout.fault.route": ",".join(dict.fromkeys(e.route for e in effects))}
 
 
-def add_fault_event(span: Any, effect: FaultEffect, start_ns: int) -> None:
-    attributes: dict[str, Any] = {"brownout.fault.id": effect.fault_id, "brownout.fault.type": effect.kind,
-                                  "brownout.fault.route": effect.route, "brownout.fault.hook": str(effect.hook)}
+def add_fault_event(span: SpanRecord, effect: FaultEffect, start_ns: int) -> None:
+    attributes: dict[str, str | bool | int | float] = {
+        "brownout.fault.id": effect.fault_id, "brownout.fault.type": effect.kind, "brownout.fault.route": effect.route,
+        "brownout.fault.hook": str(effect.hook)}
     for key, value in effect.details.items():
         attributes[f"brownout.fault.{key}"] = value
-    span.add_event(EVENT, attributes, timestamp=start_ns + int(effect.at_s * 1e9))
+    span.event(EVENT, attributes, start_ns + int(effect.at_s * 1e9))
 
 
 def _server_address(host_header: bytes | None, listen: tuple[str, int]) -> tuple[str, int]:
