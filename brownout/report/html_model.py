@@ -49,6 +49,7 @@ class InjectionRow:
     ended_at: float | None
     params: str
     state: str
+    trace_url: str | None = None   # its span in the run's trace (tracing.link_template)
 
     @property
     def span(self) -> tuple[float, float | None] | None:
@@ -136,6 +137,7 @@ class ReportView:
     recovery: str | None
     stress: tuple[StressSeries, ...]
     capacity_under_fault: float | None
+    trace_url: str | None = None   # the run's trace
 
     def bound(self, sli: str) -> tuple[str, float] | None:
         """The SLA bound of ``sli`` (the same in every phase), for a line on its chart."""
@@ -204,6 +206,7 @@ def _injection(j: Mapping[str, Any]) -> InjectionRow:
         planned_at=_num(j.get("planned_at")), planned_until=_num(j.get("planned_until")),
         started_at=_num(j.get("started_at")), ended_at=_num(j.get("ended_at")),
         params=json.dumps(j.get("params") or {}, sort_keys=True), state=state,
+        trace_url=_text(j.get("trace_url")) or None,
     )
 
 
@@ -284,5 +287,5 @@ def parse_journal(journal: Mapping[str, Any]) -> ReportView:
         events=tuple(Event(_num(e.get("t")), _text(e.get("event")), json.dumps(e.get("detail") or {}, sort_keys=True))
                      for e in _items(journal, "timeline")),
         recovery=_recovery(_map(journal.get("recovery"), "recovery")),
-        stress=stress, capacity_under_fault=capacity,
+        stress=stress, capacity_under_fault=capacity, trace_url=_text(journal.get("trace_url")) or None,
     )

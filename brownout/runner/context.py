@@ -18,6 +18,7 @@ from brownout.load.payloads import PayloadSource
 from brownout.report.journal import TimelineEvent
 from brownout.runner.plan import Plan
 from brownout.runner.progress import Progress
+from brownout.runner.tracing import RunTracing
 from brownout.steady.checker import SteadyStateChecker
 
 log = structlog.get_logger("brownout.runner")
@@ -39,6 +40,7 @@ class RunContext:
     events: list[TimelineEvent] = field(default_factory=list)
     t0: float = field(default_factory=time.monotonic)  # run second 0 (the baseline's start), monotonic clock
     method_at: float = 0.0  # run second the method phase started at (its plan: the baseline's length)
+    tracing: RunTracing | None = None  # the run's trace (brownout.runner.tracing), when tracing is on
 
     def now(self) -> float:
         return time.monotonic() - self.t0

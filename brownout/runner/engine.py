@@ -30,6 +30,7 @@ from brownout.runner.probes import probe_grace, start_probes
 from brownout.runner.progress import Progress
 from brownout.runner.shape import HeldTail, baseline_shape
 from brownout.runner.stress import run_stress
+from brownout.runner.tracing import RunTracing
 from brownout.steady.checker import SteadyStateChecker, WindowResult
 from brownout.steady.verdicts import BASELINE, METHOD, RECOVERY, decide_outcome
 from faults.errors import BrownoutError
@@ -57,6 +58,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
     try:
         async with plan.clients(), aiohttp.ClientSession() as session:
             try:
+                run.tracing = RunTracing.start(experiment)
                 await check_target(session, experiment.target.url)
                 await check_proxies(experiment, plan.admin_clients)
                 run.t0 = time.monotonic()  # run second 0: the load starts now, whatever preflight took
@@ -86,12 +88,13 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
     finally:
         if run.progress is not None:
             run.progress.close()
-    return RunReport(
+    report = RunReport(
         experiment=experiment, outcome=outcome, reason=reason, started_at=started, ended_at=datetime.now(UTC),
         timeline=run.events, windows=checker.results, phases=checker.phase_results(),
         checks=checker.checks(recovery), injections=list(plan.timeline.happened),
         recovery=recovery, source=str(experiment.source) if experiment.source else None, extra=extra,
     )
+    return report if run.tracing is None else await run.tracing.finish(report, run)
 
 
 def _reason(outcome: Outcome, checker: SteadyStateChecker, recovery: Any) -> str:
@@ -132,6 +135,7 @@ async def _load(run: RunContext, session: aiohttp.ClientSession, shape: Shape, o
     load = asyncio.ensure_future(run_load(
         exp.target.url, shape, payloads, connections=exp.load.connections, request_timeout=exp.load.timeout,
         keep_bodies=keep_bodies, on_record=on_record, stop=stop, on_in_flight=on_in_flight,
+        tracing=run.tracing.load(exp.target.url) if run.tracing is not None else None,
     ))
     prober = start_probes(exp, session, run.now, run.checker, stop)
     try:
