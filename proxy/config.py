@@ -109,8 +109,9 @@ class FaultTtlConfig(_Frozen):
 
 
 class TracingConfig(_Frozen):
-    """OpenTelemetry traces over OTLP/HTTP (``proxy.tracing.settings`` says how the OTEL_* variables fill
-    what is not given here). Shared by the proxy config and the experiment file."""
+    """OpenTelemetry traces over OTLP/HTTP. A key left out falls back to its standard OTEL_* variable
+    (the README's Tracing section; ``proxy.tracing.settings``). Shared by the proxy config and the
+    experiment file."""
 
     enabled: bool = True
     otlp_endpoint: str | None = None  # http://HOST:4318 (/v1/traces is added unless the path ends with it)

@@ -34,7 +34,7 @@ from proxy.http_response import MEASURE_MAX, ResponseWriter
 from proxy.injection import Injection
 from proxy.leases import ActiveFault, FaultStore, path_filter
 from proxy.metrics import ProxyMetrics
-from proxy.observers import ExchangeEnd, ExchangeObserver, ExchangeStart
+from proxy.observers import ExchangeEnd, ExchangeObserver, ExchangeStart, ObserverList
 from proxy.taps import Taps
 from proxy.upstream_pool import Body, UpstreamFailed, UpstreamPool
 
@@ -63,7 +63,7 @@ class HttpRoute:
         self._faults: tuple[ActiveFault, ...] = ()
         self._needs_body = False
         self._paths: re.Pattern[str] | None = None
-        self.observers: list[ExchangeObserver] = []  # told of every effect and exchange (recording, tracing)
+        self.observers = ObserverList()  # told of every effect and exchange (recording, tracing)
         self._out = ResponseWriter(config.name, metrics, fault_header=fault_header)
         self._gate = ConnectionGate(config, store, metrics, self._connections, self.observers,
                                     fault_header=fault_header, id_prefix=self._id_prefix)
@@ -140,13 +140,13 @@ class HttpRoute:
                 client.abort(rst=False)
         finally:
             self._requests.record(status, time.perf_counter() - started)
-            if injection is not None or self.observers:
+            if injection is not None or request.taps is not None or self.observers.watch_all:
                 self._ended(request, injection, status, started)
 
     def _ended(self, request: IncomingRequest, injection: Injection | None, status: int, started: float) -> None:
         """Once per exchange, in ``finally``: on_exchange_end hooks, effects, observers."""
         effects = injection.finish(status, self.observers) if injection is not None else ()
-        if not self.observers or (request.taps is None and not self._watched()):
+        if not self.observers or (request.taps is None and not self.observers.watch_all):
             return
         duration = time.perf_counter() - started
         request_id = injection.data.request_id if injection is not None else self._request_id(request)
@@ -160,16 +160,12 @@ class HttpRoute:
             except Exception:
                 log.exception("observer_failed", route=self.name, observer=type(observer).__name__)
 
-    def _watched(self) -> bool:
-        """Does an observer want the end of every exchange (not only of those it follows)?"""
-        for observer in self.observers:
-            if type(observer).exchange_ended is not ExchangeObserver.exchange_ended:
-                return True
-        return False
-
     def _open_taps(self, request: IncomingRequest) -> Taps | None:
-        observers = [o for o in self.observers if o.follows(request.headers)]
-        if not observers:
+        observers: list[ExchangeObserver] | None = None
+        for observer in self.observers:
+            if observer.follows(request.headers):
+                observers = [observer] if observers is None else [*observers, observer]
+        if observers is None:
             return None  # nothing is built for an exchange no observer follows (sampled out)
         start = ExchangeStart(route=self.name, request_id=self._request_id(request), method=request.method,
                               target=request.target.decode("latin-1"), headers=request.headers, client=request.client,

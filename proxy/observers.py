@@ -17,8 +17,9 @@ builds nothing for an exchange no tap asked for (``proxy.taps``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import SupportsIndex
 
 from faults import Hook
 from faults.base import Detail
@@ -92,6 +93,41 @@ class ExchangeTap:
 
     def ended(self, end: ExchangeEnd) -> None:
         """The exchange ended: the last call a tap gets."""
+
+
+class ObserverList(list["ExchangeObserver"]):
+    """A route's observers: a list that knows whether one of them wants the end of every exchange
+    (``watch_all``), so an exchange nobody follows does not even ask (it is on every request's path)."""
+
+    watch_all = False
+
+    def _changed(self) -> None:
+        self.watch_all = any(type(o).exchange_ended is not ExchangeObserver.exchange_ended for o in self)
+
+    def append(self, observer: ExchangeObserver) -> None:
+        super().append(observer)
+        self._changed()
+
+    def extend(self, observers: Iterable[ExchangeObserver]) -> None:
+        super().extend(observers)
+        self._changed()
+
+    def __iadd__(self, observers: Iterable[ExchangeObserver]) -> ObserverList:  # type: ignore[override]
+        super().__iadd__(observers)
+        self._changed()
+        return self
+
+    def insert(self, index: SupportsIndex, observer: ExchangeObserver) -> None:
+        super().insert(index, observer)
+        self._changed()
+
+    def remove(self, observer: ExchangeObserver) -> None:
+        super().remove(observer)
+        self._changed()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
 
 
 class ExchangeObserver:

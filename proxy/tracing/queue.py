@@ -36,6 +36,7 @@ class ExportQueue(Generic[T]):
         self._delay = delay_s
         self._wake = threading.Event()
         self._stopping = False
+        self._gave_up = False  # shutdown's time is up: the worker exports nothing more
         self.exported = 0  # spans the collector accepted
         self.dropped = 0   # spans refused because the queue was full (or came after shutdown)
         self.failed = 0    # spans in batches the collector did not accept
@@ -80,7 +81,7 @@ class ExportQueue(Generic[T]):
 
     def _export_queued(self) -> None:
         queue = self._queue
-        while queue:
+        while queue and not self._gave_up:
             batch = [queue.popleft() for _ in range(min(self._batch, len(queue)))]
             try:
                 ok = self._export_batch(batch)
@@ -109,6 +110,7 @@ class ExportQueue(Generic[T]):
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout_s)
+        self._gave_up = True
         self._stop_exporter()
         self.lost = len(self._queue)
         self._queue.clear()

