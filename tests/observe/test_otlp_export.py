@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 
 from aiohttp import web
+from multidict import CIMultiDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from proxy.tracing.otlp_http import OtlpHttpSender
@@ -48,10 +49,10 @@ def test_a_stuck_export_drops_what_does_not_fit_and_shutdown_gives_up_in_time() 
 
 async def test_the_sender_retries_a_503_and_sends_the_configured_headers_uncompressed() -> None:
     answers = [503, 200]
-    seen: list[tuple[dict[str, str], bytes]] = []
+    seen: list[tuple[CIMultiDict[str], bytes]] = []
 
     async def traces(request: web.Request) -> web.Response:
-        seen.append((dict(request.headers), await request.read()))
+        seen.append((CIMultiDict(request.headers), await request.read()))
         return web.Response(status=answers.pop(0), headers={"Retry-After": "0"})
 
     app = web.Application()
