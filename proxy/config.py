@@ -19,6 +19,7 @@ from proxy.addresses import HostPort, parse_host_port, parse_http_upstream
 from faults import build_fault, build_match
 from faults.errors import InvalidInputs
 from proxy.fault_requests import FaultRequest, parse_body
+from proxy.tracing.settings import check_endpoint, check_link_template
 from proxy.yamlsource import YamlDocument, errors_from_validation, load_yaml_with_positions
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
@@ -107,6 +108,35 @@ class FaultTtlConfig(_Frozen):
         return self
 
 
+class TracingConfig(_Frozen):
+    """OpenTelemetry traces over OTLP/HTTP. A key left out falls back to its standard OTEL_* variable
+    (the README's Tracing section; ``proxy.tracing.settings``). Shared by the proxy config and the
+    experiment file."""
+
+    enabled: bool = True
+    otlp_endpoint: str | None = None  # http://HOST:4318 (/v1/traces is added unless the path ends with it)
+    sample_ratio: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = None
+    service_name: str | None = Field(default=None, min_length=1, max_length=256)
+    link_template: str | None = None  # a trace's URL in the UI: http://jaeger:16686/trace/{trace_id}
+    queue_size: int = Field(default=2048, ge=1, le=1_000_000)  # spans waiting for export; more are dropped
+    batch_delay: Annotated[Seconds, Field(gt=0, le=60, allow_inf_nan=False)] = 1.0
+    export_timeout: Annotated[Seconds, Field(gt=0, le=300, allow_inf_nan=False)] = 10.0
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_endpoint(value)
+        return value
+
+    @field_validator("link_template")
+    @classmethod
+    def _link(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_link_template(value)
+        return value
+
+
 class ProxyConfig(_Frozen):
     admin: AdminConfig = AdminConfig()
     toxiproxy_api: ToxiproxyApiConfig | None = None
@@ -117,6 +147,7 @@ class ProxyConfig(_Frozen):
     seed: int | None = None
     drain_grace: Seconds = 10.0
     max_request_body: int = 64 * 1024 * 1024  # bytes read when a fault needs the body
+    tracing: TracingConfig | None = None  # None: off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set
 
     @model_validator(mode="after")
     def _unique_routes(self) -> ProxyConfig:

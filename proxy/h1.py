@@ -7,6 +7,7 @@ request with no fault passes through without being decoded; ``as_multidict`` /
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from http import HTTPStatus
 
 from multidict import CIMultiDict
@@ -35,6 +36,15 @@ def has_no_body(status: int) -> bool:
 def parse_length(value: bytes | str | None) -> int | None:
     """A Content-Length value as a number; None when absent or not a plain non-negative integer."""
     return int(value) if value is not None and value.strip().isdigit() else None
+
+
+def header_value(headers: Sequence[tuple[bytes, bytes]], lower_name: bytes) -> bytes | None:
+    """The first value of a header (``lower_name`` in lower case), or None: one pass, nothing decoded."""
+    size = len(lower_name)
+    for name, value in headers:
+        if len(name) == size and name.lower() == lower_name:
+            return value
+    return None
 
 
 def connection_tokens(headers: RawHeaders) -> frozenset[bytes]:

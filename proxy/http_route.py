@@ -34,7 +34,7 @@ from proxy.http_response import MEASURE_MAX, ResponseWriter
 from proxy.injection import Injection
 from proxy.leases import ActiveFault, FaultStore, path_filter
 from proxy.metrics import ProxyMetrics
-from proxy.observers import ExchangeEnd, ExchangeObserver, ExchangeStart
+from proxy.observers import ExchangeEnd, ExchangeObserver, ExchangeStart, ObserverList
 from proxy.retry_after import RetryAfterLedger, advertised_wait_s, body_identity, header_identity
 from proxy.taps import Taps
 from proxy.upstream_pool import Body, UpstreamFailed, UpstreamPool
@@ -66,7 +66,7 @@ class HttpRoute:
         self._faults: tuple[ActiveFault, ...] = ()
         self._needs_body = False
         self._paths: re.Pattern[str] | None = None
-        self.observers: list[ExchangeObserver] = []  # told of every effect and exchange (recording, tracing)
+        self.observers = ObserverList()  # told of every effect and exchange (recording, tracing)
         self._out = ResponseWriter(config.name, metrics, fault_header=fault_header)
         self._gate = ConnectionGate(config, store, metrics, self._connections, self.observers,
                                     fault_header=fault_header, id_prefix=self._id_prefix)
@@ -146,13 +146,13 @@ class HttpRoute:
                 client.abort(rst=False)
         finally:
             self._requests.record(status, time.perf_counter() - started)
-            if injection is not None or self.observers:
+            if injection is not None or request.taps is not None or self.observers.watch_all:
                 self._ended(request, injection, status, started)
 
     def _ended(self, request: IncomingRequest, injection: Injection | None, status: int, started: float) -> None:
         """Once per exchange, in ``finally``: on_exchange_end hooks, effects, observers."""
         effects = injection.finish(status, self.observers) if injection is not None else ()
-        if not self.observers:
+        if not self.observers or (request.taps is None and not self.observers.watch_all):
             return
         duration = time.perf_counter() - started
         request_id = injection.data.request_id if injection is not None else self._request_id(request)
@@ -167,13 +167,20 @@ class HttpRoute:
                 log.exception("observer_failed", route=self.name, observer=type(observer).__name__)
 
     def _open_taps(self, request: IncomingRequest) -> Taps | None:
+        observers: list[ExchangeObserver] | None = None
+        for observer in self.observers:
+            if observer.follows(request.headers):
+                observers = [observer] if observers is None else [*observers, observer]
+        if observers is None:
+            return None  # nothing is built for an exchange no observer follows (sampled out)
         start = ExchangeStart(route=self.name, request_id=self._request_id(request), method=request.method,
                               target=request.target.decode("latin-1"), headers=request.headers, client=request.client,
-                              started_at=time.time())
-        return Taps.open(self.observers, start)
+                              started_at=time.time(), http_version="1.0" if request.http10 else "1.1")
+        return Taps.open(observers, start)
 
     def _request_id(self, request: IncomingRequest) -> str:
-        return request.header_map.get("X-Request-Id") or f"{self._id_prefix}-{next(self._ids)}"
+        given = h1.header_value(request.headers, b"x-request-id")  # a scan: the header map costs more
+        return given.decode("latin-1") if given else f"{self._id_prefix}-{next(self._ids)}"
 
     def _may_apply(self, request: IncomingRequest, faults: tuple[ActiveFault, ...]) -> bool:
         """The cheap check: can any fault's path glob fit? (Most requests stop here.)"""

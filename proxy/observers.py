@@ -6,7 +6,9 @@ synchronously on the data path, so they must be quick (queue, don't do I/O); an 
 from one is logged and the exchange carries on.
 
 An observer that wants more than the end of an exchange returns an ``ExchangeTap`` from
-``exchange_started`` (or None for an exchange it does not sample). A tap sees the request
+``exchange_started`` (or None for an exchange it does not sample); one that samples says no
+earlier and cheaper in ``follows``. With no tap open and no observer overriding
+``exchange_ended``, the end of an exchange builds nothing either. A tap sees the request
 head as the client sent it, may add headers to what goes upstream (a ``traceparent``), learns
 when upstream answered, and sees the response head and body bytes exactly as the client got
 them (after every fault) and, when ``wants_bodies``, the client's request body. The route
@@ -15,8 +17,9 @@ builds nothing for an exchange no tap asked for (``proxy.taps``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import SupportsIndex
 
 from faults import Hook
 from faults.base import Detail
@@ -65,6 +68,7 @@ class ExchangeStart:
     headers: Sequence[tuple[bytes, bytes]]
     client: str
     started_at: float  # wall clock (epoch seconds)
+    http_version: str = "1.1"  # as the client spoke: "1.1" or "1.0"
 
 
 class ExchangeTap:
@@ -91,6 +95,41 @@ class ExchangeTap:
         """The exchange ended: the last call a tap gets."""
 
 
+class ObserverList(list["ExchangeObserver"]):
+    """A route's observers: a list that knows whether one of them wants the end of every exchange
+    (``watch_all``), so an exchange nobody follows does not even ask (it is on every request's path)."""
+
+    watch_all = False
+
+    def _changed(self) -> None:
+        self.watch_all = any(type(o).exchange_ended is not ExchangeObserver.exchange_ended for o in self)
+
+    def append(self, observer: ExchangeObserver) -> None:
+        super().append(observer)
+        self._changed()
+
+    def extend(self, observers: Iterable[ExchangeObserver]) -> None:
+        super().extend(observers)
+        self._changed()
+
+    def __iadd__(self, observers: Iterable[ExchangeObserver]) -> ObserverList:  # type: ignore[override]
+        super().__iadd__(observers)
+        self._changed()
+        return self
+
+    def insert(self, index: SupportsIndex, observer: ExchangeObserver) -> None:
+        super().insert(index, observer)
+        self._changed()
+
+    def remove(self, observer: ExchangeObserver) -> None:
+        super().remove(observer)
+        self._changed()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+
 class ExchangeObserver:
     """Watches a route's exchanges. The default methods do nothing; override what you need."""
 
@@ -99,6 +138,13 @@ class ExchangeObserver:
 
     def exchange_ended(self, end: ExchangeEnd) -> None:
         """An exchange ended (every exchange of the route, faulted or not)."""
+
+    def follows(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        """A first look at a request head, before anything is built for the exchange: False, and
+        ``exchange_started`` is not called for it, so an observer that samples pays only for its own
+        decision on the exchanges it leaves. A True is followed at once by ``exchange_started`` for
+        the same exchange (on the same thread: a decision may be kept until then)."""
+        return True
 
     def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
         """An exchange begins: return a tap to follow it, or None (the default) not to."""

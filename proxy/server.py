@@ -18,6 +18,7 @@ from proxy.fault_service import FaultService
 from proxy.http_route import HttpRoute
 from proxy.leases import FaultStore
 from proxy.metrics import ProxyMetrics
+from proxy.tracing import install_tracing
 
 log = structlog.get_logger("brownout.proxy")
 
@@ -37,6 +38,7 @@ class ProxyServer:
             HttpRoute(r, self.store, self.metrics, fault_header=config.fault_header, max_body=config.max_request_body)
             for r in config.routes if r.kind == "http"
         ]
+        self.tracing = install_tracing(config, self.http_routes, self.metrics)  # None: tracing is off
         self.service = FaultService(config, self.store)
         self._runners: list[web.AppRunner] = []
         self.admin_address: tuple[str, int] | None = None
@@ -115,6 +117,8 @@ class ProxyServer:
         for route in self.http_routes:
             route.stop_accepting()
         await asyncio.gather(*(route.drain(grace) for route in self.http_routes))
+        if self.tracing is not None:
+            await self.tracing.close()
         await self.store.close()
         if self.tcp is not None:
             await self.tcp.close()

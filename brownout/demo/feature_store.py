@@ -25,6 +25,7 @@ from faults.errors import InvalidInput
 
 from .features import CUSTOMER_FEATURES, STORE_FEATURES, TERMINAL_FEATURES, CUSTOMER_VIEW, OnlineSnapshot
 from .metrics import ServiceMetrics
+from .tracing import install_tracing
 from .web import MAX_BODY_BYTES, bad_json, invalid, read_json
 
 JOIN_KEYS = ("customer_id", "terminal_id")
@@ -103,6 +104,7 @@ def create_app(snapshot: OnlineSnapshot) -> web.Application:
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     ServiceMetrics("feature_store").install(app)
+    install_tracing(app, "brownout-demo-feature-store")
     app.router.add_post("/get-online-features", get_online_features)
     app.router.add_get("/health", health)
     app.router.add_get("/healthz", health)

@@ -28,6 +28,7 @@ from .model import DemoModel
 from .pipeline import FeatureClient, Prediction, Scorer, UpstreamFailure, WorkerClient, average_score
 from .retry import DEFAULT_RETRY, RetryPolicy
 from .schema import parse_transaction
+from .tracing import install_tracing
 from .upstream import REQUEST_ID, Upstream
 from .web import MAX_BODY_BYTES, bad_json, error, invalid, read_json
 
@@ -151,7 +152,7 @@ async def server_metadata(request: web.Request) -> web.Response:
 def create_app(model: DemoModel, settings: ModelApiSettings) -> web.Application:
     async def dependencies(app: web.Application) -> Any:
         # One pooled session for both dependencies (aiohttp's recommended pattern).
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256), trace_configs=trace_configs)
         cache = ScoreCache(settings.redis_url, ttl_s=settings.cache_ttl_s,
                            timeout_s=settings.cache_timeout_ms / 1000)
         await cache.ping()  # logs once when the cache is unreachable at start
@@ -170,6 +171,7 @@ def create_app(model: DemoModel, settings: ModelApiSettings) -> web.Application:
     metrics = ModelApiMetrics()
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     metrics.install(app)
+    trace_configs = install_tracing(app, "brownout-demo-model-api")
     app.cleanup_ctx.append(dependencies)
     r = app.router
     r.add_post("/predict", predict)

@@ -27,6 +27,7 @@ from faults.errors import InvalidInput
 from .features import N_FEATURES
 from .metrics import WorkerMetrics
 from .model import DemoModel
+from .tracing import install_tracing
 from .web import MAX_BODY_BYTES, bad_json, error, invalid, read_json
 
 
@@ -200,6 +201,7 @@ def create_app(model: DemoModel, settings: WorkerSettings = WorkerSettings()) ->
     metrics = WorkerMetrics()
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     metrics.install(app)
+    install_tracing(app, "brownout-demo-gpu-worker")
     app.cleanup_ctx.append(batching)
     app.router.add_post("/v1/score", score)
     app.router.add_get("/healthz", health)

@@ -38,6 +38,7 @@ from brownout.experiment.types import (
     SignalName,
 )
 from faults.catalogue import known_kinds
+from proxy.config import TracingConfig
 from faults.toxics import known_toxics
 
 # For editors: every name a fault step may use (HTTP kinds and tcp toxics).
@@ -343,6 +344,7 @@ class Experiment(_Model):
     abort_when: AbortWhen | None = None
     recovery: Recovery = Field(default_factory=Recovery)
     report: Report = Field(default_factory=Report)
+    tracing: TracingConfig | None = None  # OpenTelemetry traces of the run (proxy.tracing.settings)
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -48,7 +48,7 @@ class Job:
     (where its latency starts: the schedule, or the actual start if that was earlier) and
     ``deadline``."""
 
-    __slots__ = ("wire", "scheduled", "origin", "deadline", "tag", "retried")
+    __slots__ = ("wire", "scheduled", "origin", "deadline", "tag", "retried", "trace")
 
     def __init__(self, wire: bytes, scheduled: float, deadline: float, tag: object = None,
                  origin: float | None = None) -> None:
@@ -58,6 +58,7 @@ class Job:
         self.deadline = deadline
         self.tag = tag
         self.retried = False
+        self.trace: object = None  # a sampled request's span (``brownout.load.tracing``)
 
 
 # (job, status, error, bytes received, body or None)

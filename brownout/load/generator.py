@@ -22,6 +22,7 @@ from brownout.load.edgecases import EdgeCaseReport, EdgeCaseTally
 from brownout.load.payloads import PayloadSource
 from brownout.load.schedule import arrival_times
 from brownout.load.shapes import Shape
+from brownout.load.tracing import LoadTracing
 from brownout.records import RequestRecord
 from brownout.windows import WindowSeries, WindowStats
 from faults.errors import InvalidInput
@@ -71,6 +72,7 @@ async def run_load(
     on_in_flight: Callable[[float, int], None] | None = None,
     arrivals: Iterator[float] | None = None,
     start_at: float | None = None,
+    tracing: LoadTracing | None = None,
 ) -> LoadSummary:
     """Run ``shape`` open-loop against ``target_url`` and summarise it.
 
@@ -80,6 +82,7 @@ async def run_load(
     the requests on the wire at run second ``t``, once per scheduling tick. ``arrivals``
     replaces the shape's own schedule (a worker's share of a distributed run: the shape still
     gives the run's length) and ``start_at`` is the clock value of t = 0 (default: now).
+    ``tracing``: sampled requests carry a ``traceparent`` and become spans (``brownout.load.tracing``).
     """
     if in_flight_cap < 1:
         raise InvalidInput("must be >= 1", "in_flight_cap")
@@ -89,7 +92,7 @@ async def run_load(
         raise InvalidInput("must be >= 0", "max_requests")
     engine = _Engine(target_url, shape, payloads or PayloadSource(), connections, in_flight_cap,
                      max_requests, request_timeout, keep_bodies, on_record, stop, clock,
-                     stats or WindowSeries(window_s), max_start_lag, on_in_flight, arrivals)
+                     stats or WindowSeries(window_s), max_start_lag, on_in_flight, arrivals, tracing)
     return await engine.run(start_at)
 
 
@@ -99,7 +102,7 @@ class _Engine:
                  on_record: Callable[[RequestRecord], None] | None, stop: asyncio.Event | None,
                  clock: Callable[[], float] | None, stats: WindowSeries, max_start_lag: float,
                  on_in_flight: Callable[[float, int], None] | None,
-                 arrivals: Iterator[float] | None = None) -> None:
+                 arrivals: Iterator[float] | None = None, tracing: LoadTracing | None = None) -> None:
         self.url = url
         self.shape = shape
         target = parse_target(url)
@@ -115,6 +118,7 @@ class _Engine:
         self.stop = stop
         self.stats = stats
         self.on_in_flight = on_in_flight
+        self.tracing = tracing
         self.tally = EdgeCaseTally(payloads.edge_cases)
         self.max_start_lag = max_start_lag
         self.arrivals = arrivals if arrivals is not None else arrival_times(shape)
@@ -186,7 +190,10 @@ class _Engine:
             else:
                 self.sent += 1
                 self.last_send = rel
-                client.submit(Job(wire, t0 + t, t0 + t + self.timeout, edge, t0 + min(t, rel)))
+                job = Job(wire, t0 + t, t0 + t + self.timeout, edge, t0 + min(t, rel))
+                if self.tracing is not None:
+                    self.tracing.stamp(job)
+                client.submit(job)
             self.next_t = next(self.arrivals, None)
             handled += 1
             if handled >= _BATCH:
@@ -223,6 +230,8 @@ class _Engine:
 
     def _on_done(self, job: Job, status: int, error: str | None, nbytes: int, body: bytes | None) -> None:
         now = self.clock()
+        if job.trace is not None:
+            self.tracing.finish(job, status, error)  # type: ignore[union-attr]
         self._record(RequestRecord(job.scheduled - self.t0, now - job.origin, status, error, nbytes,
                                    job.tag, False, body))  # type: ignore[arg-type]
         if self.ended.done() and self.client.in_flight == 0 and not self.drained.done():

@@ -85,6 +85,8 @@ def _header(view: ReportView) -> str:
     if view.version:
         meta.append(("brownout", view.version))
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta)
+    if view.trace_url:
+        rows += f"<dt>trace</dt><dd>{_link(view.trace_url, 'the run in the tracing UI')}</dd>"
     return (f"<h1>{_e(view.title)}</h1>\n<p><span class=\"badge {badge}\">{_e(headline)}</span></p>\n"
             f"<dl>{rows}</dl>")
 
@@ -132,10 +134,20 @@ def _span(start: float | None, end: float | None) -> str:
 def _injections(view: ReportView) -> str:
     if not view.injections:
         return "<h2>Injections</h2><p class=\"muted\">Nothing was injected.</p>"
+    traced = any(i.trace_url for i in view.injections)
     rows = [([_e(i.id), _e(i.kind), _e(i.label), _e(_span(i.planned_at, i.planned_until)),
-              _e(_span(i.started_at, i.ended_at)), f"<code>{_e(i.params)}</code>", _e(i.state)],
+              _e(_span(i.started_at, i.ended_at)), f"<code>{_e(i.params)}</code>", _e(i.state)]
+             + ([_link(i.trace_url, "trace") if i.trace_url else "–"] if traced else []),
              i.state.startswith("failed") or i.state == "not removed") for i in view.injections]
-    return "<h2>Injections</h2>" + _table(("id", "kind", "fault", "planned", "in effect", "params", "state"), rows)
+    headers = ("id", "kind", "fault", "planned", "in effect", "params", "state") + (("trace",) if traced else ())
+    return "<h2>Injections</h2>" + _table(headers, rows)
+
+
+def _link(url: str, text: str) -> str:
+    """A link to a tracing UI; anything but http(s) is shown as text, never followed."""
+    if not url.startswith(("http://", "https://")):
+        return _e(url)
+    return f'<a href="{_e(url)}" target="_blank" rel="noopener">{_e(text)}</a>'
 
 
 def _chart_html(chart: Chart, first: bool) -> str:

@@ -49,6 +49,7 @@ class InjectionRow:
     ended_at: float | None
     params: str
     state: str
+    trace_url: str | None = None   # its span in the run's trace (tracing.link_template)
 
     @property
     def span(self) -> tuple[float, float | None] | None:
@@ -171,6 +172,7 @@ class ReportView:
     capacity_under_fault: float | None
     probes: tuple[ProbeSeries, ...] = ()
     cost: CostView | None = None
+    trace_url: str | None = None   # the run's trace
 
     def bound(self, sli: str) -> tuple[str, float] | None:
         """The SLA bound of ``sli`` (the same in every phase), for a line on its chart."""
@@ -239,6 +241,7 @@ def _injection(j: Mapping[str, Any]) -> InjectionRow:
         planned_at=_num(j.get("planned_at")), planned_until=_num(j.get("planned_until")),
         started_at=_num(j.get("started_at")), ended_at=_num(j.get("ended_at")),
         params=json.dumps(j.get("params") or {}, sort_keys=True), state=state,
+        trace_url=_text(j.get("trace_url")) or None,
     )
 
 
@@ -359,5 +362,5 @@ def parse_journal(journal: Mapping[str, Any]) -> ReportView:
         recovery=_recovery(_map(journal.get("recovery"), "recovery")),
         stress=stress, capacity_under_fault=capacity,
         probes=_probes(_map(experiment.get("definition"), "experiment.definition"), verdicts, windows),
-        cost=_cost(windows, _items(journal, "phases")),
+        cost=_cost(windows, _items(journal, "phases")), trace_url=_text(journal.get("trace_url")) or None,
     )

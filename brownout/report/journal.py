@@ -11,9 +11,11 @@ status           {outcome: held|deviated|aborted|baseline_failed|invalid|could_n
 experiment       {source: path|null, title, seed, definition: the experiment as loaded
                   (durations in seconds, paths resolved, proxy tokens shown as "***")}
 started_at, ended_at   ISO 8601 UTC;  duration_s  float
+trace_id, trace_url    the run's trace (32 hex digits) and its link (tracing.link_template), or null
 timeline         [{t, event, detail{}}]                  phase changes, injections, aborts, ...
 injections       [{id, step, kind: fault|action, name, target, proxy, planned_at, planned_until,
-                   started_at, ended_at, params{}, removed: bool, error}]
+                   started_at, ended_at, params{}, removed: bool, error,
+                   trace_id, span_id, trace_url}]   (its span in the run's trace, or null)
 windows          [{index, phase, start, end, active_faults[], ok,
                    stats{index, start, end, sent, errors, dropped, statuses{}, bytes_received,
                          in_flight_max, error_rate, dropped_rate, throughput_rps, p50_ms,
@@ -95,6 +97,9 @@ class Injection:
     params: Mapping[str, Any] = field(default_factory=dict)
     removed: bool = False
     error: str | None = None
+    trace_id: str | None = None    # the run's trace, when traced; span_id: this injection's span in it
+    span_id: str | None = None
+    trace_url: str | None = None   # tracing.link_template filled in
 
     def describe(self) -> str:
         return f"{self.name}@{self.target}"
@@ -117,6 +122,8 @@ class RunReport:
     recovery: RecoveryResult | None = None
     source: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    trace_id: str | None = None    # the experiment span's trace (None: not traced)
+    trace_url: str | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -170,11 +177,14 @@ def journal_dict(report: RunReport) -> dict[str, Any]:
         "started_at": report.started_at.isoformat(),
         "ended_at": report.ended_at.isoformat(),
         "duration_s": report.duration_s,
+        "trace_id": report.trace_id,
+        "trace_url": report.trace_url,
         "timeline": [{"t": e.t, "event": e.event, "detail": dict(e.detail)} for e in report.timeline],
         "injections": [
             {"id": i.id, "step": i.step, "kind": i.kind, "name": i.name, "target": i.target, "proxy": i.proxy,
              "planned_at": i.planned_at, "planned_until": i.planned_until, "started_at": i.started_at,
-             "ended_at": i.ended_at, "params": dict(i.params), "removed": i.removed, "error": i.error}
+             "ended_at": i.ended_at, "params": dict(i.params), "removed": i.removed, "error": i.error,
+             "trace_id": i.trace_id, "span_id": i.span_id, "trace_url": i.trace_url}
             for i in report.injections
         ],
         "windows": [w.as_dict() for w in report.windows],

@@ -28,6 +28,7 @@ from brownout.report.journal import TimelineEvent
 from brownout.runner.plan import Plan
 from brownout.runner.observers import ObserverHub
 from brownout.runner.progress import Progress
+from brownout.runner.tracing import RunTracing
 from brownout.steady.checker import SteadyStateChecker
 from brownout.windows import WindowGrid
 
@@ -55,6 +56,7 @@ class RunContext:
     method_at: float = 0.0  # run second the method phase started at (its plan: the baseline's length)
     load_engine: LocustEngine | None = None  # None: the load runs in this process
     observers: ObserverHub | None = None  # what watches each window from outside the load generator
+    tracing: RunTracing | None = None  # the run's trace (brownout.runner.tracing), when tracing is on
 
     def now(self) -> float:
         return time.monotonic() - self.t0

@@ -40,6 +40,7 @@ from brownout.runner.probes import probe_grace, start_probes
 from brownout.runner.progress import Progress
 from brownout.runner.shape import HeldTail, baseline_shape
 from brownout.runner.stress import run_stress
+from brownout.runner.tracing import RunTracing
 from brownout.steady.checker import SteadyStateChecker, WindowResult
 from brownout.steady.verdicts import BASELINE, METHOD, RECOVERY, decide_outcome
 from brownout.windows import WindowAccumulator, WindowGrid
@@ -70,6 +71,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
     try:
         async with plan.clients(), aiohttp.ClientSession() as session, AsyncExitStack() as engines:
             try:
+                run.tracing = RunTracing.start(experiment)
                 await check_target(session, experiment.target.url)
                 await check_proxies(experiment, plan.admin_clients)
                 if experiment.load.engine == "locust":
@@ -119,12 +121,13 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
     finally:
         if run.progress is not None:
             run.progress.close()
-    return RunReport(
+    report = RunReport(
         experiment=experiment, outcome=outcome, reason=reason, started_at=started, ended_at=datetime.now(UTC),
         timeline=run.events, windows=checker.results, phases=checker.phase_results(),
         checks=checker.checks(recovery), injections=list(plan.timeline.happened),
         recovery=recovery, source=str(experiment.source) if experiment.source else None, extra=extra,
     )
+    return report if run.tracing is None else await run.tracing.finish(report, run)
 
 
 def _reason(outcome: Outcome, checker: SteadyStateChecker, recovery: Any) -> str:
@@ -222,7 +225,7 @@ def _local(run: RunContext, shape: Shape, offset: float, stop: asyncio.Event) ->
     return asyncio.ensure_future(run_load(
         exp.target.url, shape, payload_source(exp), connections=exp.load.connections,
         request_timeout=exp.load.timeout, keep_bodies=keep_bodies, on_record=on_record, stop=stop,
-        on_in_flight=on_in_flight,
+        on_in_flight=on_in_flight, tracing=run.tracing.load(exp.target.url) if run.tracing is not None else None,
     ))
 
 

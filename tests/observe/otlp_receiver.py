@@ -70,6 +70,7 @@ class ReceivedSpan:
     service_name: str | None   # the resource's service.name
     scope: str                 # the instrumentation scope's name
     trace_state: str = ""
+    links: tuple[tuple[str, str], ...] = ()  # (trace id, span id) of each link
 
     @classmethod
     def decode(cls, span: Span, resource: dict[str, Any], scope: str) -> ReceivedSpan:
@@ -83,6 +84,7 @@ class ReceivedSpan:
             status=Status.StatusCode.Name(span.status.code).removeprefix("STATUS_CODE_"),
             status_message=span.status.message, service_name=resource.get("service.name"), scope=scope,
             trace_state=span.trace_state,
+            links=tuple((link.trace_id.hex(), link.span_id.hex()) for link in span.links),
         )
 
 

@@ -1,0 +1,138 @@
+"""What tracing costs the proxy: off, sampled at 0.01 and at 1.0, side by side (and a tree before it).
+
+    .venv/bin/python -m benchmarks.tracing_bench [--before /tmp/before] [--runs 5] [--seconds 3]
+
+    git archive <commit before tracing> proxy faults brownout | (mkdir -p /tmp/before && tar -x -C /tmp/before)
+
+Variants, each ``brownout proxy --config`` pinned to the server CPU in front of one nginx
+upstream: ``before`` (a source tree without tracing, when given), ``off`` (no ``tracing:``
+block), ``0.01`` and ``1.0`` (``tracing: {sample_ratio}``) exporting over OTLP/HTTP (gzip) to
+a sink in this process, on the load CPU, that answers every export with 200 and counts them.
+Runs are interleaved; medians and the best run are kept (on a busy machine interference only
+ever adds CPU time, so the best run is the steadier estimate of what a request costs). CPU µs per request is the proxy's own CPU time (all
+its threads: the export thread's encoding and gzip included) over the requests wrk counted.
+After the runs the proxies' ``brownout_trace_spans_*`` counters say how many spans went out
+and how many were dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import JSON_300, LOAD_CPU, SUT_CPU, VENV_BIN, Stack, free_port, median, pin, wait_listening, wrk
+
+WORKLOADS = {"json c8": ("/json", 8), "json c64": ("/json", 64)}
+MAIN = "import sys; sys.path.insert(0, '.'); from brownout.cli import main; sys.exit(main())"
+
+
+class _Sink(BaseHTTPRequestHandler):
+    exports = 0
+    bytes = 0
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        _Sink.exports += 1
+        _Sink.bytes += len(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def start_variant(stack: Stack, name: str, tree: str, upstream: int, tracing: str) -> tuple[int, int, int]:
+    port, admin = free_port(), free_port()
+    conf = stack.workdir / f"{name}.yaml"
+    conf.write_text(f"admin: {{listen: '127.0.0.1:{admin}'}}\nroutes:\n"
+                    f"  - {{name: bench, kind: http, listen: '127.0.0.1:{port}', upstream: 'http://127.0.0.1:{upstream}'}}\n"
+                    + tracing)
+    with open(stack.workdir / f"{name}.log", "wb") as log:  # the child keeps its own copy of the fd
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        proc = subprocess.Popen([*pin(SUT_CPU), str(VENV_BIN / "python"), "-c", MAIN, "proxy", "--config", str(conf),
+                                 "--log-level", "warning"], cwd=os.path.abspath(tree), stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+    stack.procs.append(proc)
+    wait_listening(admin)
+    wait_listening(port)
+    return port, proc.pid, admin
+
+
+def span_counters(admin: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {line.split()[0].removeprefix("brownout_trace_spans_").removesuffix("_total"): float(line.split()[1])
+            for line in text.splitlines() if line.startswith("brownout_trace_spans_")}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", metavar="DIR", help="a source tree without tracing, to run side by side")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"subset of {','.join(WORKLOADS)}")
+    parser.add_argument("--ratios", default="0.01,1.0", help="sampling ratios to run next to 'off' (default 0.01,1.0)")
+    args = parser.parse_args()
+    ratios = [r for r in args.ratios.split(",") if r and 0 <= float(r) <= 1]
+    workloads = {w: WORKLOADS[w] for w in args.workloads.split(",") if w in WORKLOADS}
+    runs, seconds = max(1, min(args.runs, 20)), max(1, min(args.seconds, 30))
+    os.sched_setaffinity(0, {LOAD_CPU})
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{sink.server_address[1]}"
+    variants = {"off": ""} | {ratio: f"tracing: {{otlp_endpoint: '{endpoint}', sample_ratio: {ratio}}}\n"
+                              for ratio in ratios}
+    with tempfile.TemporaryDirectory(prefix="brownout-tracing-bench-") as tmp:
+        stack = Stack(Path(tmp))
+        try:
+            up = free_port()
+            stack.nginx("upstream", LOAD_CPU, up, f"location = /json {{ default_type application/json; return 200 '{JSON_300}'; }}")
+            targets: dict[str, tuple[int, int, int]] = {}
+            if args.before:
+                targets["before"] = start_variant(stack, "before", args.before, up, "")
+            for name, block in variants.items():
+                targets[name] = start_variant(stack, f"tracing-{name}", ".", up, block)
+            for port, _, _ in targets.values():
+                wrk(f"http://127.0.0.1:{port}/json", 64, 1)
+            results: dict[tuple[str, str], list] = {}
+            for _ in range(runs):
+                for w, (path, conns) in workloads.items():
+                    for name, (port, pid, _) in targets.items():
+                        results.setdefault((name, w), []).append(wrk(f"http://127.0.0.1:{port}{path}", conns, seconds, pid))
+            counters = {name: span_counters(admin) for name, (_, _, admin) in targets.items() if name in ratios}
+        finally:
+            stack.close()
+            sink.shutdown()
+    base = "before" if args.before else "off"
+    print(f"| tracing | workload | req/s | p50 ms | p99 ms | CPU µs/req median | vs {base} | CPU µs/req best | vs {base} |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for w in workloads:
+        ref = results[(base, w)]
+        ref_cpu, ref_best = median([r.cpu_us for r in ref]), min(r.cpu_us for r in ref)
+        for name in targets:
+            rs = results[(name, w)]
+            cpu, best, rps = median([r.cpu_us for r in rs]), min(r.cpu_us for r in rs), median([r.rps for r in rs])
+            print(f"| {name} | {w} | {rps:,.0f} | {median([r.p50_ms for r in rs]):.3f} | {median([r.p99_ms for r in rs]):.2f} "
+                  f"| {cpu:.1f} | {cpu / ref_cpu - 1:+.1%} | {best:.1f} | {best / ref_best - 1:+.1%} |")
+    spread = {name: [r.cpu_us for w in workloads for r in results[(name, w)]] for name in targets}
+    print("\nCPU µs/req of every run (the spread is the noise):")
+    for name, values in spread.items():
+        print(f"  {name}: " + " ".join(f"{v:.1f}" for v in values))
+    print(f"\nSink: {_Sink.exports} exports, {_Sink.bytes / 2**20:.1f} MiB (gzip). Spans by proxy: "
+          + "; ".join(f"{name}: " + ", ".join(f"{k} {v:,.0f}" for k, v in c.items()) for name, c in counters.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""``ExchangeObserver.follows``: a sampling observer says no before anything is built for the exchange."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aiohttp
+import pytest
+
+from brownout.demo.web import free_port
+from proxy.config import ProxyConfig
+from proxy.observers import ExchangeEnd, ExchangeObserver, ExchangeStart, ExchangeTap
+from proxy.server import ProxyServer
+
+
+class EveryOther(ExchangeObserver):
+    """Follows every second exchange; counts what it is asked."""
+
+    def __init__(self) -> None:
+        self.looks = 0
+        self.started: list[ExchangeStart] = []
+        self.ended: list[ExchangeEnd] = []
+
+    def follows(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        self.looks += 1
+        return self.looks % 2 == 0
+
+    def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
+        self.started.append(start)
+        tap = ExchangeTap()
+        tap.ended = self.ended.append  # type: ignore[method-assign]
+        return tap
+
+
+class WatchesAll(ExchangeObserver):
+    def __init__(self) -> None:
+        self.ended: list[ExchangeEnd] = []
+
+    def exchange_ended(self, end: ExchangeEnd) -> None:
+        self.ended.append(end)
+
+
+@pytest.fixture
+async def proxy(upstream: Any) -> AsyncIterator[Any]:
+    config = ProxyConfig.model_validate({"admin": {"listen": f"127.0.0.1:{free_port()}"},
+                                         "routes": [{"name": "api", "listen": f"127.0.0.1:{free_port()}",
+                                                     "upstream": upstream[1]}]})
+    server = ProxyServer(config)
+    await server.start()
+    server.url = f"http://{config.routes[0].listen}/echo"
+    try:
+        yield server
+    finally:
+        await server.stop(grace=1)
+
+
+async def test_an_exchange_an_observer_does_not_follow_never_reaches_it(proxy: Any) -> None:
+    sampler = EveryOther()
+    [route] = proxy.http_routes
+    route.observers.append(sampler)
+    async with aiohttp.ClientSession() as session:
+        for i in range(6):
+            async with session.get(proxy.url, headers={"X-Request-Id": f"r{i}"}) as r:
+                assert r.status == 200
+    assert sampler.looks == 6
+    assert [s.request_id for s in sampler.started] == ["r1", "r3", "r5"]
+    assert [e.request_id for e in sampler.ended] == ["r1", "r3", "r5"]
+    # One that watches the end of every exchange still sees them all.
+    watcher = WatchesAll()
+    route.observers.append(watcher)
+    async with aiohttp.ClientSession() as session:
+        for i in range(6, 10):
+            async with session.get(proxy.url, headers={"X-Request-Id": f"r{i}"}) as r:
+                assert r.status == 200
+    assert [e.request_id for e in watcher.ended] == ["r6", "r7", "r8", "r9"]
+    assert [e.request_id for e in sampler.ended] == ["r1", "r3", "r5", "r7", "r9"]
