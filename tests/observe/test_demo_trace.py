@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from brownout.demo.game_day import DATA, game_day
+from brownout.demo.game_day import game_day
+from brownout.library import packaged_dir
 from brownout.load.client import parse_target
 from brownout.load.generator import run_load
 from brownout.load.payloads import PayloadSource
@@ -35,7 +36,7 @@ async def test_one_trace_crosses_client_proxy_model_api_proxy_feature_store_and_
         monkeypatch.setenv(name, value)
     # Transactions the warm-up did not score, so the cache has no answer and every hop is taken.
     corpus = tmp_path / "payloads.jsonl"
-    corpus.write_text("\n".join((DATA / "transactions.jsonl").read_text().splitlines()[300:303]) + "\n")
+    corpus.write_text("\n".join((packaged_dir() / "data" / "transactions.jsonl").read_text().splitlines()[300:303]) + "\n")
     async with game_day(demo_cache) as day:
         settings = resolve_tracing(None, {**env, "OTEL_SERVICE_NAME": "load-client"}, default_service="x")
         assert settings is not None
