@@ -160,6 +160,11 @@ def _semantic_errors(exp: Experiment) -> list[InvalidInput]:
         out += _catch(lambda: load_corpus(exp.load.payloads), "load.payloads")
     for i, step in exp.fault_steps:
         out += _proxy_errors(exp, i, step)
+    sla = exp.steady_state.sla
+    if sla.route_bounds and not any(p.admin is not None for p in exp.proxies):
+        key = "max_retry_amplification" if sla.max_retry_amplification else "max_retry_after_violations"
+        out.append(InvalidInput("needs a Brownout proxy in 'proxies': its own counters are what is judged",
+                                f"steady_state.sla.{key}"))
     predictions = exp.steady_state.predictions
     if predictions is not None and predictions.golden is not None:
         golden_errors = _catch(lambda: load_golden(predictions.golden), "steady_state.predictions.golden")
