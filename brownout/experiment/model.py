@@ -101,6 +101,10 @@ def _route_bounds(description: str) -> Any:
                  json_schema_extra={"propertyNames": {"pattern": ROUTE_NAME}})
 
 
+# Sla bounds per proxy route (judged on the proxies' counters; no meaning for a bare load run).
+ROUTE_BOUNDS = ("max_retry_amplification", "max_retry_after_violations")
+
+
 class Sla(_Model):
     """Per-window bounds; an absent bound is not checked.
 

@@ -175,6 +175,14 @@ def test_bounds_are_validated_with_their_place(tmp_path: Path) -> None:
         load_experiment(_write(tmp_path, "{max_retry_amplification: {gpu: 2}}", proxies=""))
     [error] = caught.value.errors
     assert error.field == "steady_state.sla.max_retry_amplification" and "needs a Brownout proxy" in error.message
+    # A stress search never reads the proxies' counters.
+    path = _write(tmp_path, "{latency_p99_ms: 100, max_retry_after_violations: {gpu: 0}}")
+    path.write_text(path.read_text().replace("{shape: constant, rate: 1, duration: 1s}",
+                                             "{shape: stress, from: 10, step: 10, step_duration: 1s, max: 50}"))
+    with pytest.raises(InvalidInputs) as caught:
+        load_experiment(path)
+    [error] = caught.value.errors
+    assert error.field == "steady_state.sla.max_retry_after_violations" and "stress search" in error.message
 
 
 def test_the_json_schema_has_the_bounds() -> None:
