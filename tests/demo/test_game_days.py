@@ -28,7 +28,10 @@ CAUGHT_WITH_200 = {
     "llm-cut-stream": "stream_integrity_failures", "llm-drop-finish-reason": "stream_integrity_failures",
     "llm-slow-tokens": "itl_p99_ms", "llm-ttft-delay": "ttft_p99_ms",
     "feature-store-latency": "golden_agreement", "truncated-payloads": "golden_agreement",
+    "llm-preemption-stalls": "itl_p99_ms",
 }
+# Capacity game days: the exit code, and the SLI that must fail (None: none may).
+CAPACITY = {"llm-token-budget": (1, "stream_integrity_failures"), "llm-preemption-stalls": (1, "itl_p99_ms")}
 
 
 def _demo(tmp_path: Path, name: str, demo_cache: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
@@ -74,6 +77,14 @@ def test_each_game_day_runs_against_the_demo_stack(tmp_path: Path, name: str, de
         assert result.returncode == 1 and CAUGHT_WITH_200[name] in failed, (failed, result.stdout)
         # The answers were 200s (a stray 5xx on a busy machine aside): the content checks caught it.
         assert counts.get("2xx", 0) >= 0.99 * sum(counts.values()), counts
+    if name in CAPACITY:
+        code, sli = CAPACITY[name]
+        failed = {v["sli"] for v in journal["verdicts"] if not v["ok"]}
+        assert result.returncode == code and (sli in failed if sli else not failed), (failed, result.stdout)
+    if name == "llm-token-budget":  # the budget's 429s: fast refusals, counted by the proxy as arrivals
+        method = next(p for p in journal["phases"] if p["phase"] == "method")
+        statuses = {s: n for row in method["sidecars"].values() for s, n in row["routes"]["model-api"]["statuses"].items()}
+        assert statuses.get("429", 0) > 10 and not any(s.startswith("5") for s in statuses), statuses
 
 
 def test_default_game_day_names_what_broke(tmp_path: Path, demo_cache: Path) -> None:
