@@ -45,7 +45,8 @@ IMAGE = "brownout:dev"
 EXPERIMENT = "feature-store-latency"
 EXPECTED_EXIT = 1            # deviated: answers stay fast 200s, golden agreement catches them
 EXPECTED_SLI = "golden_agreement"
-SERVICES = {"model-api", "feature-store", "gpu-worker", "redis", "brownout", "prometheus"}
+SERVICES = {"model-api", "feature-store", "gpu-worker-0", "gpu-worker-1", "redis", "brownout", "brownout-gpu-0",
+            "brownout-gpu-1", "prometheus"}
 LEFT_OUT = ("grafana: left out in CI: Debian has no package for it and its image needs a registry "
             "(docker-compose.ci.yml moves it to the profile needs-a-registry)")
 TIMES: list[tuple[str, float]] = []
@@ -158,6 +159,7 @@ class Stack:
         self.project = f"brownoutship{os.getpid()}"
         self.token = os.urandom(16).hex()
         self.ports = {name: free_port() for name in ("BROWNOUT_HTTP_PORT", "BROWNOUT_ADMIN_PORT",
+                                                     "BROWNOUT_GPU_ADMIN_0_PORT", "BROWNOUT_GPU_ADMIN_1_PORT",
                                                      "BROWNOUT_TOXIPROXY_API_PORT", "PROMETHEUS_PORT")}
         compose = os.environ.get("COMPOSE") or ("docker-compose" if shutil.which("docker-compose")
                                                 else "docker compose")

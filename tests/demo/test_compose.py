@@ -1,8 +1,9 @@
 """docker-compose.yml's commands run as local processes, wired the way compose wires them.
 
-The model API's dependency URLs in compose point at the sidecar's routes; here each route is
-followed to its upstream service (deploy/brownout-compose.yaml), so the test also checks
-that compose, the sidecar config and the service ports agree.
+The model API's dependency URLs in compose point at sidecars' routes (the main sidecar, and
+one sidecar per GPU worker replica); here each route is followed to its upstream service
+through that sidecar's own config (its mounted file, with its compose environment), so the
+test also checks that compose, the sidecar configs and the service ports agree.
 """
 
 from __future__ import annotations
@@ -42,15 +43,25 @@ def _flag(command: list[str], flag: str) -> str:
     return command[command.index(flag) + 1]
 
 
-def _sidecar_upstreams() -> dict[int, tuple[str, int]]:
-    """sidecar listen port → (compose service, port) from the sidecar's config."""
-    config = load_config(REPO / "deploy" / "brownout-compose.yaml", {"BROWNOUT_TOKEN": "test"})
+def _sidecar_upstreams() -> dict[tuple[str, int], tuple[str, int]]:
+    """(sidecar service, route port) → (upstream service, port), from each sidecar's own config."""
     out = {}
-    for route in config.routes:
-        upstream = route.upstream if "://" in route.upstream else f"tcp://{route.upstream}"
-        parts = urlsplit(upstream)
-        out[route.address.port] = (parts.hostname or "", parts.port or 80)
+    for name, service in _compose().items():
+        if service.get("command", [])[:2] != ["brownout", "proxy"]:
+            continue
+        mount = next(v for v in service["volumes"] if v.endswith(":/etc/brownout/brownout.yaml:ro"))
+        env = {"BROWNOUT_TOKEN": "test", **service.get("environment", {})}
+        config = load_config(REPO / mount.split(":")[0], env)
+        for route in config.routes:
+            upstream = route.upstream if "://" in route.upstream else f"tcp://{route.upstream}"
+            parts = urlsplit(upstream)
+            out[(name, route.address.port)] = (parts.hostname or "", parts.port or 80)
     return out
+
+
+def _dependency_urls(command: list[str]) -> list[tuple[str, str]]:
+    """The model API's dependency URLs: (flag, URL), one per URL (``--worker`` takes several)."""
+    return [(flag, url) for flag in URL_FLAGS if flag in command for url in _flag(command, flag).split(",")]
 
 
 @pytest.fixture
@@ -84,17 +95,20 @@ async def _healthy(url: str, proc: subprocess.Popen[bytes], http: aiohttp.Client
 def test_compose_demo_services_and_sidecar_config_agree() -> None:
     services = _compose()
     demo = {n for n, s in services.items() if s.get("command", [])[:3] == DEMO_PREFIX}
-    assert demo == {"model-api", "feature-store", "gpu-worker"}
-    assert {"redis", "brownout", "toxiproxy", "prometheus", "grafana"} <= set(services)
+    assert demo == {"model-api", "feature-store", "gpu-worker-0", "gpu-worker-1"}
+    assert {"redis", "brownout", "brownout-gpu-0", "brownout-gpu-1", "toxiproxy", "prometheus", "grafana"} <= set(services)
     assert services["toxiproxy"]["profiles"] == ["toxiproxy"]
     upstreams = _sidecar_upstreams()
     for service, port in upstreams.values():
         if service in demo:
             assert int(_flag(services[service]["command"], "--port")) == port, service
-    api = services["model-api"]["command"]
-    for flag in URL_FLAGS:  # the model API reaches every dependency through the sidecar
-        target = urlsplit(_flag(api, flag))
-        assert target.hostname == "brownout" and target.port in upstreams, flag
+    reached = set()
+    for flag, url in _dependency_urls(services["model-api"]["command"]):  # every dependency through a sidecar
+        target = urlsplit(url)
+        reached.add(upstreams[(target.hostname or "", target.port or 80)][0])
+    assert reached == {"feature-store", "redis", "gpu-worker-0", "gpu-worker-1"}  # each replica behind its own
+    gpu_sidecars = {s for (s, _), (up, _) in upstreams.items() if up.startswith("gpu-worker")}
+    assert gpu_sidecars == {"brownout-gpu-0", "brownout-gpu-1"}
 
 
 def test_dashboard_uses_only_contract_metrics() -> None:
@@ -107,13 +121,16 @@ def test_dashboard_uses_only_contract_metrics() -> None:
     assert used == contract
     scrape = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())
     jobs = {c["job_name"]: c["static_configs"][0]["targets"] for c in scrape["scrape_configs"]}
-    assert jobs.pop("brownout") == ["brownout:8475"]
     services = _compose()
+    sidecars = {n for n, s in services.items() if s.get("command", [])[:2] == ["brownout", "proxy"]}
+    assert sorted(jobs.pop("brownout")) == sorted(f"{n}:8475" for n in sidecars)  # every sidecar scraped
     # Every demo service exports /metrics; Prometheus scrapes each at the port its command listens on.
-    for job, [target] in jobs.items():
-        host, port = target.split(":")
-        assert host == job and _flag(list(services[host]["command"]), "--port") == port, target
-    assert set(jobs) == {"model-api", "feature-store", "gpu-worker"}
+    for job, targets in jobs.items():
+        for target in targets:
+            host, port = target.split(":")
+            assert host.startswith(job) and _flag(list(services[host]["command"]), "--port") == port, target
+    assert {t.split(":")[0] for ts in jobs.values() for t in ts} == {"model-api", "feature-store", "gpu-worker-0",
+                                                                     "gpu-worker-1"}
 
 
 async def test_every_compose_service_command_runs_as_a_local_process(
@@ -140,12 +157,13 @@ async def test_every_compose_service_command_runs_as_a_local_process(
         command[command.index("--port") + 1] = str(port)
         for flag in URL_FLAGS:
             if flag in command:
-                target = urlsplit(_flag(command, flag))
-                command[command.index(flag) + 1] = local[upstreams[target.port or 80]]
+                targets = [urlsplit(url) for url in _flag(command, flag).split(",")]
+                command[command.index(flag) + 1] = ",".join(
+                    local[upstreams[(t.hostname or "", t.port or 80)]] for t in targets)
         local[(name, compose_port)] = f"http://127.0.0.1:{port}"
         return command, local[(name, compose_port)]
 
-    backends = [localize("feature-store"), localize("gpu-worker")]
+    backends = [localize("feature-store"), localize("gpu-worker-0"), localize("gpu-worker-1")]
     for command, _ in backends:
         processes.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL))
     for (_, url), proc in zip(backends, processes[1:]):

@@ -20,7 +20,8 @@ from aiohttp import web
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE_SERVICES = {"model-api", "feature-store", "gpu-worker", "brownout"}
+IMAGE_SERVICES = {"model-api", "feature-store", "gpu-worker-0", "gpu-worker-1", "brownout", "brownout-gpu-0",
+                  "brownout-gpu-1"}
 
 
 def _services(name: str = "docker-compose.yml") -> dict[str, Any]:
@@ -47,7 +48,7 @@ def test_every_service_has_a_healthcheck_on_the_port_it_serves() -> None:
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     for name in IMAGE_SERVICES:
         command, test = services[name]["command"], services[name]["healthcheck"]["test"]
-        port = "8475" if name == "brownout" else command[command.index("--port") + 1]
+        port = "8475" if name.startswith("brownout") else command[command.index("--port") + 1]
         assert test[:3] == ["CMD", "python", "-c"] and test[-1] == f"http://127.0.0.1:{port}/healthz", name
     assert "9090/-/healthy" in services["prometheus"]["healthcheck"]["test"][-1]
 
@@ -131,7 +132,7 @@ def test_the_readme_quick_start_matches_the_files_and_the_ship_check() -> None:
     # Every published port the README names, with its variable, is the compose file's default.
     documented = re.findall(r"`(\d+)`[^()]*\(`(\w+_PORT)`", prose)
     defaults = dict(re.findall(r"\$\{(\w+_PORT):-(\d+)\}", compose_text))
-    assert len(documented) == 5 and {var: port for port, var in documented} == {
+    assert len(documented) == 7 and {var: port for port, var in documented} == {
         k: v for k, v in defaults.items() if k != "TOXIPROXY_PORT"}
     # The library's experiments find the stack on those ports without being told.
     experiment = (REPO / "experiments" / f"{name}.yaml").read_text()
