@@ -365,6 +365,24 @@ class Recovery(_Model):
     within: Duration = 30.0
 
 
+_RETRY_SPEC = r"^(none|immediate(:(10|\d))?|backoff(:(10|\d))?)$"
+
+
+class DemoSettings(_Model):
+    """How ``brownout demo`` sets up its own stack for this experiment (``brownout run`` ignores it)."""
+
+    retry: str | None = Field(default=None, json_schema_extra={"pattern": _RETRY_SPEC},
+                              description="the model API's retry policy: none, immediate[:N] or backoff[:N] "
+                                          "(N retries, at most 10); BROWNOUT_DEMO_RETRY overrides it")
+
+    @field_validator("retry")
+    @classmethod
+    def _spec(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(_RETRY_SPEC, value):
+            raise ValueError(f"must be none, immediate[:N] or backoff[:N] (N retries, 0 to 10), got {value!r}")
+        return value
+
+
 class Report(_Model):
     dir: Path = Path("reports")  # relative to the working directory, not the file
 
@@ -384,6 +402,7 @@ class Experiment(_Model):
     abort_when: AbortWhen | None = None
     recovery: Recovery = Field(default_factory=Recovery)
     report: Report = Field(default_factory=Report)
+    demo: DemoSettings | None = None
 
     _source: Path | None = PrivateAttr(default=None)
 
