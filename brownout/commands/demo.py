@@ -61,14 +61,15 @@ def handle(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace, path: Path | None) -> int:
-    from brownout.demo.game_day import game_day
+    from brownout.demo.game_day import game_day, requested_retry
     from brownout.demo.prometheus import demo_prometheus
 
     print("starting the demo stack on 127.0.0.1 (the first start trains the model)...", flush=True)
     started = time.monotonic()
-    async with game_day() as day, demo_prometheus(day) as prometheus:
+    async with game_day(retry=requested_retry(path) if path else None) as day, demo_prometheus(day) as prometheus:
         print(f"stack up in {time.monotonic() - started:.1f}s: clients → {day.target}/predict "
-              f"(admin {day.admin_url}" + (f", Prometheus {prometheus.url})" if prometheus else ")"), flush=True)
+              f"(admin {day.admin_url}" + (f", Prometheus {prometheus.url})" if prometheus else ")")
+              + f"; the model API retries: {day.retry.spec}", flush=True)
         os.environ.update(day.env() | (prometheus.env() if prometheus else {}))
         if args.serve:
             return await _serve(day)

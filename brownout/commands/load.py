@@ -31,7 +31,7 @@ from brownout.commands.load_engine import (
     print_event,
     workers_json,
 )
-from brownout.experiment.model import Sla
+from brownout.experiment.model import ROUTE_BOUNDS, Sla
 from brownout.liveview import LiveState, LiveView, window_state
 from brownout.load.client import parse_target
 from brownout.load.distributed.coordinator import WorkerResult
@@ -109,7 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     cli.add_argument("--window", metavar="D", default="1s", help="statistics window (default 1s)")
     sla = p.add_argument_group("SLA over the whole run (exit 1 when violated; bounds --shape stress)")
     sla.add_argument("--sla", action="append", default=[], metavar="KEY=VALUE",
-                     help="a bound of an experiment's steady_state.sla (repeatable): " + ", ".join(Sla.model_fields))
+                     help="a bound of an experiment's steady_state.sla (repeatable): "
+                          + ", ".join(k for k in Sla.model_fields if k not in ROUTE_BOUNDS))
     sla.add_argument("--sla-p99", type=float, metavar="MS", help="shorthand for --sla latency_p99_ms=MS")
     sla.add_argument("--max-error-rate", type=float, metavar="R",
                      help="shorthand for --sla error_rate=R (5xx + transport errors / sent, e.g. 0.01)")
@@ -170,6 +171,9 @@ def _sla(args: argparse.Namespace) -> Sla | None:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise InvalidInput(f"expected KEY=VALUE, got {pair!r}", "--sla")
+        if key.strip() in ROUTE_BOUNDS:
+            raise InvalidInput("is judged on a proxy's counters: set it in an experiment's steady_state.sla",
+                               f"--sla {key.strip()}")
         bounds[key.strip()] = value.strip()
     for key, value in (("latency_p99_ms", args.sla_p99), ("error_rate", args.max_error_rate)):
         if value is not None:

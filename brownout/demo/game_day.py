@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 from brownout.library import packaged_dir
 from faults.errors import InvalidInput
@@ -94,6 +95,25 @@ def retry_from_env(environ: dict[str, str] | None = None) -> RetryPolicy:
         return RetryPolicy.parse(spec)
     except InvalidInput as exc:
         raise InvalidInput(exc.message, RETRY_ENV) from None
+
+
+def requested_retry(experiment: Path) -> RetryPolicy | None:
+    """The policy an experiment asks the demo for (``demo: {retry: SPEC}``), read before the stack
+    starts; None when ``BROWNOUT_DEMO_RETRY`` is set (it wins) or the file asks for none."""
+    if os.environ.get(RETRY_ENV, "").strip():
+        return None
+    try:
+        doc = yaml.safe_load(experiment.read_text())
+    except (OSError, yaml.YAMLError):
+        return None  # the experiment's own loading says what is wrong with it
+    demo = doc.get("demo") if isinstance(doc, dict) else None
+    spec = demo.get("retry") if isinstance(demo, dict) else None
+    if not isinstance(spec, str):
+        return None
+    try:
+        return RetryPolicy.parse(spec)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, "demo.retry", source=str(experiment)) from None
 
 
 async def _warm_up(day: GameDay, requests: int = 40) -> None:

@@ -20,7 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from brownout.experiment.faultcheck import check_fault_step
-from brownout.experiment.model import Experiment, FaultStep
+from brownout.experiment.model import ROUTE_BOUNDS, Experiment, FaultStep
 from brownout.experiment.schema import experiment_json_schema
 from brownout.library import resolve_reference
 from brownout.load.payloads import load_corpus
@@ -160,6 +160,13 @@ def _semantic_errors(exp: Experiment) -> list[InvalidInput]:
         out += _catch(lambda: load_corpus(exp.load.payloads), "load.payloads")
     for i, step in exp.fault_steps:
         out += _proxy_errors(exp, i, step)
+    sla = exp.steady_state.sla
+    for key in (k for k in ROUTE_BOUNDS if getattr(sla, k)):
+        if exp.load.shape == "stress":
+            out.append(InvalidInput("a stress search judges its steps by the load alone", f"steady_state.sla.{key}"))
+        elif not any(p.admin is not None for p in exp.proxies):
+            out.append(InvalidInput("needs a Brownout proxy in 'proxies': its own counters are what is judged",
+                                    f"steady_state.sla.{key}"))
     predictions = exp.steady_state.predictions
     if predictions is not None and predictions.golden is not None:
         golden_errors = _catch(lambda: load_golden(predictions.golden), "steady_state.predictions.golden")

@@ -38,8 +38,8 @@ from brownout.experiment.types import (
     SignalName,
 )
 from faults.catalogue import known_kinds
-from proxy.config import TracingConfig
 from faults.toxics import known_toxics
+from proxy.config import ROUTE_NAME, TracingConfig
 
 # For editors: every name a fault step may use (HTTP kinds and tcp toxics).
 _FAULT_TYPES = sorted(set(known_kinds()) | set(known_toxics()))
@@ -92,8 +92,28 @@ class ProxyRef(_Model):
         return self.admin or self.toxiproxy or ""
 
 
+FiniteBound = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_ROUTE_NAME = re.compile(ROUTE_NAME)
+
+
+def _route_bounds(description: str) -> Any:
+    return Field(default_factory=dict, description=description,
+                 json_schema_extra={"propertyNames": {"pattern": ROUTE_NAME}})
+
+
+# Sla bounds per proxy route (judged on the proxies' counters; no meaning for a bare load run).
+ROUTE_BOUNDS = ("max_retry_amplification", "max_retry_after_violations")
+
+
 class Sla(_Model):
-    """Per-window bounds; an absent bound is not checked."""
+    """Per-window bounds; an absent bound is not checked.
+
+    The per-route bounds are judged on the proxies' own counters (``brownout.steady.retries``):
+    ``max_retry_amplification``: arrivals on the route (every request it parsed, retries and
+    the fault's own 429s included) per request the load generator sent; 1.0 is one call per
+    client request, the floor without retries. ``max_retry_after_violations``: requests per
+    window that came back before the ``Retry-After`` a fault gave them (0: none may).
+    """
 
     latency_p50_ms: NonNegative | None = None
     latency_p95_ms: NonNegative | None = None
@@ -101,6 +121,26 @@ class Sla(_Model):
     error_rate: Fraction | None = None
     min_throughput: NonNegative | None = None
     max_dropped_rate: Fraction | None = None
+    max_retry_amplification: dict[str, FiniteBound] = _route_bounds(
+        "per proxy route: the most arrivals on it per request the load generator sent (1.0: no retries)")
+    max_retry_after_violations: dict[str, FiniteBound] = _route_bounds(
+        "per proxy route: the most requests per window that come back before their Retry-After")
+
+    @field_validator("max_retry_amplification", "max_retry_after_violations", mode="before")
+    @classmethod
+    def _route_names(cls, value: Any) -> Any:
+        """Keys first, so a bad bound's error can name its route."""
+        if isinstance(value, dict):
+            for key in value:
+                if not isinstance(key, str) or not _ROUTE_NAME.match(key):
+                    raise ValueError(f"{key!r} is not a route name (letters, digits, '_', '.', '-'; "
+                                     "1 to 64 characters, starting with a letter or digit)")
+        return value
+
+    @property
+    def route_bounds(self) -> bool:
+        """Whether a bound needs the proxies' counters."""
+        return bool(self.max_retry_amplification or self.max_retry_after_violations)
 
 
 class Echo(_Model):
@@ -325,6 +365,24 @@ class Recovery(_Model):
     within: Duration = 30.0
 
 
+_RETRY_SPEC = r"^(none|immediate(:(10|\d))?|backoff(:(10|\d))?)$"
+
+
+class DemoSettings(_Model):
+    """How ``brownout demo`` sets up its own stack for this experiment (``brownout run`` ignores it)."""
+
+    retry: str | None = Field(default=None, json_schema_extra={"pattern": _RETRY_SPEC},
+                              description="the model API's retry policy: none, immediate[:N] or backoff[:N] "
+                                          "(N retries, at most 10); BROWNOUT_DEMO_RETRY overrides it")
+
+    @field_validator("retry")
+    @classmethod
+    def _spec(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(_RETRY_SPEC, value):
+            raise ValueError(f"must be none, immediate[:N] or backoff[:N] (N retries, 0 to 10), got {value!r}")
+        return value
+
+
 class Report(_Model):
     dir: Path = Path("reports")  # relative to the working directory, not the file
 
@@ -345,6 +403,7 @@ class Experiment(_Model):
     recovery: Recovery = Field(default_factory=Recovery)
     report: Report = Field(default_factory=Report)
     tracing: TracingConfig | None = None  # OpenTelemetry traces of the run (proxy.tracing.settings)
+    demo: DemoSettings | None = None
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -18,7 +18,9 @@ journal) and none for the next one either (a delta needs two readings); the run 
 
 Consumers that judge the counters (fleet SLIs, retry amplification) register a ``Judge``:
 it gets the window's deltas and the load generator's figures of the same window, and
-returns ``Measurement``s, which become verdicts like any other SLI.
+returns ``Measurement``s, which become verdicts like any other SLI. A phase's windows merged
+are judged too (``SidecarWindow.windows`` > 1, index -1): the counters summed and the load's
+counts summed (no percentiles), for the phase's own verdicts in the journal.
 """
 
 from __future__ import annotations
@@ -129,14 +131,27 @@ class SidecarDelta:
                 "routes": {r: {"requests": sum(s.values()), "statuses": s} for r, s in routes.items()}}
 
 
+def pooled_counts(a: WindowStats | None, b: WindowStats | None) -> WindowStats | None:
+    """Two windows' load counts as one span (sent, errors, dropped, statuses; no percentiles)."""
+    if a is None or b is None:
+        return a or b
+    statuses = dict(a.statuses)
+    for key, n in b.statuses.items():
+        statuses[key] = statuses.get(key, 0) + n
+    return WindowStats(-1, min(a.start, b.start), max(a.end, b.end), a.sent + b.sent, a.errors + b.errors,
+                       a.dropped + b.dropped, statuses, a.bytes_received + b.bytes_received,
+                       max(a.in_flight_max, b.in_flight_max))
+
+
 @dataclass(frozen=True)
 class SidecarWindow:
-    """Every sidecar's counter increases over one window (``index`` -1: a phase, merged)."""
+    """Every sidecar's counter increases over one window (``index`` -1: a phase, merged; ``windows``: how many)."""
 
     index: int
     sidecars: tuple[SidecarDelta, ...]
     judges: tuple[Judge, ...] = ()
     stats: WindowStats | None = field(default=None, compare=False)
+    windows: int = 1
 
     def _selected(self, sidecar: str | None) -> list[SidecarDelta]:
         return [s for s in self.sidecars if sidecar is None or s.sidecar == sidecar]
@@ -179,7 +194,7 @@ class SidecarWindow:
         theirs = {s.sidecar: s for s in other.sidecars}
         merged = tuple(mine[k].merge(theirs[k]) if k in mine and k in theirs else mine.get(k) or theirs[k]
                        for k in dict.fromkeys([*mine, *theirs]))
-        return SidecarWindow(-1, merged, self.judges)
+        return SidecarWindow(-1, merged, self.judges, pooled_counts(self.stats, other.stats), self.windows + other.windows)
 
     def as_dict(self) -> dict[str, Any]:
         return {s.sidecar: s.as_dict() for s in self.sidecars}

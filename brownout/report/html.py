@@ -15,6 +15,7 @@ import plotly.io as pio
 
 from brownout.report.html_charts import Chart, run_charts, stress_chart
 from brownout.report.html_model import ReportView, parse_journal
+from brownout.report.html_retries import parse_retries, retry_chart, retry_table
 from brownout.report.journal import RunReport, journal_dict
 
 _CSS = """
@@ -175,8 +176,9 @@ def _timeline(view: ReportView) -> str:
 def render_html_from_journal(journal: Mapping[str, Any]) -> str:
     """The whole page, from a journal dict (as ``journal.json`` holds it)."""
     view = parse_journal(journal)
-    parts = [_header(view), _verdicts(view), _phases(view), _cost(view)]
-    charts = run_charts(view)
+    retries = parse_retries(journal)
+    parts = [_header(view), _verdicts(view), _phases(view), _cost(view), retry_table(retries)]
+    charts = [*run_charts(view), *filter(None, [retry_chart(view, retries)])]
     stress = stress_chart(view)
     first = True
     if charts:

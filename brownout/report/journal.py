@@ -36,8 +36,13 @@ verdicts         [verdict]   every window verdict, flat:
                  {phase, window, start, end, sli, subject, comparison: "<="|"<"|">="|">"|"==",
                   bound, value, ok, no_data, active_faults[], note, message}
                  subject: what the SLI was measured on besides its name ("" for the load's own
-                 SLIs; a PromQL probe's series, e.g. {job="model-api"}); note: why no data
+                 SLIs; a PromQL probe's series, e.g. {job="model-api"}); note: why no data,
+                 or what the value was made of; per-route SLIs name their route:
+                 retry_amplification[ROUTE] (note "320 arrivals / 100 sent"),
+                 retry_after_violations[ROUTE] (brownout.steady.retries)
 phases           [{phase, windows, held, stats{...}, quality{...}, streams{...} | null,
+                   verdicts[verdict],                figures over the whole phase (window null:
+                                                     retry amplification, ...); checks count windows
                    sidecars{...}, cost{...}}]        the phase's windows summed
 sidecar          {ok, restarted, note, windows_without_data, requests,
                   routes{ROUTE: {requests, statuses{"200": n, ...}}}}   (ok false: no data)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from brownout.exit_codes import Outcome
 from brownout.report.journal import RunReport
+from brownout.steady.retries import AMPLIFICATION, VIOLATIONS, parse_sli
+from brownout.steady.verdicts import Verdict
 
 _HEADLINE = {
     Outcome.HELD: "HELD: the SLA was met before, during and after the faults",
@@ -49,6 +51,29 @@ def _cost(report: RunReport) -> list[str]:
     return out
 
 
+def _retries(report: RunReport) -> list[str]:
+    """Retry amplification and early retries per route and phase (each phase's own figure)."""
+    figures: dict[tuple[str, str], dict[str, Verdict]] = {}
+    for p in report.phases:
+        for v in p.verdicts:
+            if (parsed := parse_sli(v.sli)) is not None:
+                figures.setdefault((parsed[1], p.phase), {})[parsed[0]] = v
+
+    def cell(v: Verdict | None, digits: int) -> str:
+        if v is None:
+            return ""
+        value = "-" if v.value is None else f"{v.value:.{digits}f}"
+        return value if v.ok or v.value is None else f"{value} (bound {v.bound:g})"
+
+    if not figures:
+        return []
+    rows: list[tuple[str, ...]] = [("route", "phase", "amplification", "early retries")]
+    rows += [(route, phase, cell(f.get(AMPLIFICATION), 2), cell(f.get(VIOLATIONS), 0))
+             for (route, phase), f in figures.items()]
+    return ["", "  retries per phase (arrivals per request sent; requests back before their Retry-After):",
+            *_table(rows)]
+
+
 def _paint(text: str, code: str, color: bool) -> str:
     return f"\033[{code}m{text}\033[0m" if color else text
 
@@ -87,6 +112,7 @@ def render_summary(report: RunReport, *, paths: Mapping[str, Path] | None = None
             lines += ["", *_table(rows)]
 
         lines += _cost(report)
+        lines += _retries(report)
 
     stress = report.extra.get("stress")
     if stress:

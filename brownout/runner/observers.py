@@ -24,6 +24,7 @@ from brownout.observe.prom_observer import PromProbeObserver
 from brownout.observe.sidecars import SidecarReader
 from brownout.steady.checker import SteadyStateChecker
 from brownout.steady.observations import RESERVED, ObservedWindow, Observation, WindowObserver
+from brownout.steady.retries import retry_judges
 from brownout.windows import WindowGrid
 from faults.errors import BrownoutError
 
@@ -38,7 +39,7 @@ def observers_for(experiment: Experiment, pidfiles: Sequence[Path] = ()) -> list
     observers: list[WindowObserver] = []
     admins = [p.admin for p in experiment.proxies if p.admin is not None]
     if admins:
-        observers.append(SidecarReader(admins))
+        observers.append(SidecarReader(admins, judges=retry_judges(steady.sla)))
     if steady.probes:
         observers.append(PromProbeObserver(steady.probes))
     cost = steady.cost if steady.cost is not None else (CostSpec() if pidfiles else None)

@@ -21,9 +21,19 @@ async def check_target(session: aiohttp.ClientSession, url: str) -> None:
 
 async def check_proxies(experiment: Experiment, clients: dict[int, AdminClient]) -> None:
     routes: dict[int, set[str]] = {}
+    http: set[str] = set()  # every http route of a Brownout proxy: what the per-route SLIs can count
     for index, client in clients.items():
         await client.health()
-        routes[index] = {r["name"] for r in await client.routes()}
+        described = await client.routes()
+        routes[index] = {r["name"] for r in described}
+        http |= {r["name"] for r in described if r.get("kind", "http") == "http"}
+    sla = experiment.steady_state.sla
+    for key, bounds in (("max_retry_amplification", sla.max_retry_amplification),
+                        ("max_retry_after_violations", sla.max_retry_after_violations)):
+        for route in bounds:
+            if route not in http:
+                raise Unreachable(f"steady_state.sla.{key}: route {route!r} is not an http route of any proxy "
+                                  f"(they serve: {', '.join(sorted(http)) or 'none'})")
     for index, ref in enumerate(experiment.proxies):
         if ref.toxiproxy is not None:
             routes[index] = set(await ToxiproxyAdapter.from_url(ref.toxiproxy).proxies())

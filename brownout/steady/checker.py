@@ -101,11 +101,13 @@ class PhaseResult:
     quality: QualityStats
     streams: StreamStats | None = None
     observed: tuple[tuple[str, Detail], ...] = ()  # observers' details, the phase's windows merged
+    verdicts: tuple[Verdict, ...] = ()  # measured over the whole phase (window None); checks count windows
 
     def as_dict(self) -> dict[str, Any]:
         return {"phase": self.phase, "windows": self.windows, "held": self.held,
                 "stats": self.stats.as_dict(), "quality": self.quality.as_dict(),
                 "streams": self.streams.as_dict() if self.streams is not None else None,
+                "verdicts": [v.as_dict() for v in self.verdicts],
                 **{name: detail.as_dict() for name, detail in self.observed}}
 
 
@@ -331,8 +333,11 @@ class SteadyStateChecker:
             streams = self.steady.streams
             sstats = stream_stats(quality.streams, streams.sla) if streams is not None else None
             observed = tuple(self._phase_observed.get(phase, {}).items())
-            out.append(PhaseResult(phase, len(rs), all(r.ok for r in rs), acc.stats(), quality.finish(reference), sstats,
-                                   observed))
+            stats = acc.stats()
+            verdicts = tuple(m.verdict(phase=phase, window=None, start=stats.start, end=stats.end)
+                             for _, detail in observed for m in detail.measurements() if m.applies_to(phase))
+            out.append(PhaseResult(phase, len(rs), all(r.ok for r in rs), stats, quality.finish(reference), sstats,
+                                   observed, verdicts))
         return out
 
     def recovery(self, faults_ended_at: float, within: float) -> RecoveryResult:

@@ -10,7 +10,9 @@ for a sidecar's ``/metrics``), within ``timeout_s``. It answers an ``Observation
 - ``detail``: what the journal keeps of the window under the observer's name
   (``windows[i].<source>``), pooled per phase (``phases[j].<source>``). ``settle`` binds it to
   the window's final load figures (cost per 1,000 successes needs the window's 2xx count)
-  and may add measurements that need them.
+  and may add measurements that need them. A phase's pooled detail may measure too: those
+  become the phase's own verdicts (``phases[j].verdicts``, window null), a figure over the
+  whole phase that the checks, which count windows, do not count.
 
 The runner (``brownout.runner.observers``) drives observers in their own tasks (the load
 generator never waits on them) and the checker closes a window only when its observations
@@ -76,7 +78,7 @@ class Measurement:
             return self.on_empty != "fail"
         return not math.isnan(self.value) and _COMPARE[self.comparison](self.value, self.bound)
 
-    def verdict(self, *, phase: str, window: int, start: float, end: float,
+    def verdict(self, *, phase: str, window: int | None, start: float, end: float,
                 active_faults: Sequence[str] = ()) -> Verdict:
         return Verdict(phase, window, start, end, self.sli, self.bound, self.value, self.holds(), self.comparison,
                        tuple(active_faults), subject=self.subject, note=self.note)

@@ -17,7 +17,9 @@ from tests.conftest import BROWNOUT, REPO
 
 LIBRARY = REPO / "experiments"
 # Shorter for the long ones; a kill with a restart needs time for a process to come back.
-SCALE = {"soak": 0.02, "stress-to-failure": 0.1, "gpu-worker-killed": 0.5, "gpu-replica-killed": 0.5}
+SCALE = {"soak": 0.02, "stress-to-failure": 0.1, "gpu-worker-killed": 0.5, "gpu-replica-killed": 0.5,
+         # windows long enough that requests in flight at their edges do not tip a ratio
+         "gpu-retry-storm": 0.25, "gpu-retry-backoff": 0.25}
 NAMES = sorted(p.stem for p in LIBRARY.glob("*.yaml"))
 # "200 OK but wrong": the fault families that keep every status 200, and the SLI that must catch each.
 CAUGHT_WITH_200 = {
@@ -30,10 +32,15 @@ CAUGHT_WITH_200 = {
     "feature-store-latency": "golden_agreement", "truncated-payloads": "golden_agreement",
     # Failover and fallback: GPU replicas reset or dead, the degraded score answers with 200.
     "dropped-connections": "golden_agreement", "gpu-all-replicas-killed": "golden_agreement",
+    "llm-preemption-stalls": "itl_p99_ms",
 }
 # The GPU failover game days' own checks (see _check_gpu_game_day).
 GPU_GAME_DAYS = {"gpu-replica-killed", "gpu-all-replicas-killed", "gpu-worker-killed", "gpu-queue-overflow"}
 LATENCY_SLIS = {"latency_p50_ms", "latency_p95_ms", "latency_p99_ms"}
+# Capacity game days: the exit code, and the SLI that must fail (None: none may).
+CAPACITY = {"llm-token-budget": (1, "stream_integrity_failures"), "llm-preemption-stalls": (1, "itl_p99_ms"),
+            "gpu-retry-storm": (1, "retry_amplification[gpu-worker]"), "gpu-retry-backoff": (0, None),
+            "gpu-queue-full": (1, "error_rate")}
 
 
 def _demo(tmp_path: Path, name: str, demo_cache: Path,
@@ -88,6 +95,16 @@ def test_each_game_day_runs_against_the_demo_stack(tmp_path: Path, name: str, de
         assert result.returncode == 1 and CAUGHT_WITH_200[name] in failed, (failed, result.stdout)
         # The answers were 200s (a stray 5xx on a busy machine aside): the content checks caught it.
         assert counts.get("2xx", 0) >= 0.99 * sum(counts.values()), counts
+    if name in CAPACITY:
+        code, sli = CAPACITY[name]
+        failed = _failed(journal)
+        assert result.returncode == code and (sli in failed if sli else not failed), (failed, result.stdout)
+    if name == "llm-token-budget":  # the budget's 429s: fast refusals, counted by the proxy as arrivals
+        method = next(p for p in journal["phases"] if p["phase"] == "method")
+        statuses = {s: n for row in method["sidecars"].values() for s, n in row["routes"]["model-api"]["statuses"].items()}
+        assert statuses.get("429", 0) > 10 and not any(s.startswith("5") for s in statuses), statuses
+    if name in ("gpu-retry-storm", "gpu-retry-backoff", "gpu-queue-full"):
+        _check_retry_game_day(name, result, journal)
     if name in GPU_GAME_DAYS:
         _check_gpu_game_day(tmp_path, name, demo_cache, result, journal)
 
@@ -121,6 +138,25 @@ def _check_gpu_game_day(tmp_path: Path, name: str, demo_cache: Path,
         assert _statuses(journal).get("5xx", 0) > 0
 
 
+def _check_retry_game_day(name: str, result: subprocess.CompletedProcess[str], journal: dict) -> None:
+    """A rate limit or a full queue on both GPU replicas: what the model API's retries did to them."""
+    method = {v["sli"]: v for p in journal["phases"] if p["phase"] == "method" for v in p["verdicts"]}
+    amplification = method["retry_amplification[gpu-worker]"]["value"]
+    policy = {"gpu-retry-storm": "immediate:3", "gpu-retry-backoff": "backoff:3"}.get(name, "backoff:1")
+    assert f"the model API retries: {policy}" in result.stdout
+    # Either way the clients got 503s: capacity is what it is, only the load on the replicas differs.
+    assert _statuses(journal).get("5xx", 0) > 10
+    if name == "gpu-retry-storm":
+        assert "retry_amplification[gpu-worker]" in journal["status"]["reason"], journal["status"]
+        storm = [v["value"] for v in journal["verdicts"] if v["sli"] == "retry_amplification[gpu-worker]"
+                 and v["active_faults"] and v["value"] is not None]
+        assert max(storm) > 2.5, storm  # about three calls per request while the limit bites
+        assert method["retry_after_violations[gpu-worker]"]["value"] > 10
+    else:
+        assert amplification < 1.3, method  # one call per request at most (the cache saves some)
+        assert method.get("retry_after_violations[gpu-worker]", {"value": 0})["value"] == 0
+
+
 def test_default_game_day_names_what_broke(tmp_path: Path, demo_cache: Path) -> None:
     """Feature-store latency: fast 200s, wrong answers; golden agreement must catch it."""
     result, journal = _demo(tmp_path, "feature-store-latency", demo_cache)
@@ -129,3 +165,26 @@ def test_default_game_day_names_what_broke(tmp_path: Path, demo_cache: Path) -> 
     assert "golden_agreement" in failed
     assert "latency@feature-store" in result.stdout and "golden_agreement" in result.stdout
     assert (tmp_path / "reports" / "junit.xml").exists()
+
+
+def test_a_game_day_names_its_retry_policy_and_the_environment_overrides_it(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from brownout.demo.game_day import RETRY_ENV, requested_retry
+    from faults.errors import InvalidInput
+
+    monkeypatch.delenv(RETRY_ENV, raising=False)
+    storm = requested_retry(LIBRARY / "gpu-retry-storm.yaml")
+    assert storm is not None and (storm.mode, storm.retries) == ("immediate", 3)
+    assert requested_retry(LIBRARY / "steady-load.yaml") is None  # the demo's default
+    monkeypatch.setenv(RETRY_ENV, "none")
+    assert requested_retry(LIBRARY / "gpu-retry-storm.yaml") is None  # the environment wins: game_day reads it
+    monkeypatch.delenv(RETRY_ENV)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("demo: {retry: sometimes}\n")
+    with pytest.raises(InvalidInput) as caught:
+        requested_retry(bad)
+    assert caught.value.field == "demo.retry" and caught.value.source == str(bad)
+    # brownout validate says where, as for any key.
+    result = subprocess.run([*BROWNOUT, "validate", str(LIBRARY / "gpu-retry-storm.yaml"), "--set", "demo.retry=often"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3 and "demo.retry: " in result.stdout + result.stderr, result

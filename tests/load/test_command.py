@@ -82,3 +82,4 @@ def test_brownout_load_sla_flags_use_the_experiment_sla_and_its_wording(capsys: 
     assert "--sla latency_p99ms: unknown key (did you mean 'latency_p99_ms'?)" in run("--sla", "latency_p99ms=4")
     assert "--sla error_rate: must be <= 1, got '2'" in run("--sla", "error_rate=2")
     assert "--sla: expected KEY=VALUE, got 'p99'" in run("--sla", "p99")
+    assert "--sla max_retry_amplification: is judged on a proxy's counters" in run("--sla", "max_retry_amplification=2")
