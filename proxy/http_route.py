@@ -167,7 +167,10 @@ class HttpRoute:
         return Taps.open(self.observers, start)
 
     def _request_id(self, request: IncomingRequest) -> str:
-        return request.header_map.get("X-Request-Id") or f"{self._id_prefix}-{next(self._ids)}"
+        for name, value in request.headers:  # the raw pairs: no header map is built for this
+            if len(name) == 12 and value and name.lower() == b"x-request-id":
+                return value.decode("latin-1")
+        return f"{self._id_prefix}-{next(self._ids)}"
 
     def _may_apply(self, request: IncomingRequest, faults: tuple[ActiveFault, ...]) -> bool:
         """The cheap check: can any fault's path glob fit? (Most requests stop here.)"""

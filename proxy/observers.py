@@ -40,7 +40,7 @@ class FaultEffect:
     details: Mapping[str, Detail]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by contract; not frozen: built per exchange, and frozen init costs 0.6 µs more
 class ExchangeEnd:
     """One exchange as it ended: ``status`` is what the client got (499: reset, or the client left)."""
 
@@ -54,7 +54,7 @@ class ExchangeEnd:
     effects: tuple[FaultEffect, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by contract, as ExchangeEnd
 class ExchangeStart:
     """An exchange begins: the request head as the client sent it."""
 
