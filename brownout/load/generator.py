@@ -100,7 +100,7 @@ class _Engine:
         target = parse_target(url)
         self.loop = asyncio.get_running_loop()
         self.clock = clock or time.monotonic  # ns resolution; uvloop's loop.time() is ms
-        self.encode = payloads.encoder(target)
+        self.encode = payloads.indexed_encoder(target)
         self.client = HttpClient(target, self._on_done, connections=connections, request_timeout=timeout,
                                  keep_bodies=keep_bodies, clock=self.clock)
         self.cap = cap
@@ -170,7 +170,7 @@ class _Engine:
             t = self.next_t
             seq = self.scheduled
             self.scheduled += 1
-            wire, edge = self.encode(seq)  # drawn even when dropped: the seeded mix stays put
+            wire, edge, index = self.encode(seq)  # drawn even when dropped: the seeded mix stays put
             lag = rel - t
             if lag > self.lag_max:
                 self.lag_max = lag
@@ -181,7 +181,7 @@ class _Engine:
             else:
                 self.sent += 1
                 self.last_send = rel
-                client.submit(Job(wire, t0 + t, t0 + t + self.timeout, edge, t0 + min(t, rel)))
+                client.submit(Job(wire, t0 + t, t0 + t + self.timeout, edge, t0 + min(t, rel), index))
             self.next_t = next(self.arrivals, None)
             handled += 1
             if handled >= _BATCH:
@@ -219,7 +219,7 @@ class _Engine:
     def _on_done(self, job: Job, status: int, error: str | None, nbytes: int, body: bytes | None) -> None:
         now = self.clock()
         self._record(RequestRecord(job.scheduled - self.t0, now - job.origin, status, error, nbytes,
-                                   job.tag, False, body))  # type: ignore[arg-type]
+                                   job.tag, False, body, job.payload))  # type: ignore[arg-type]
         if self.ended.done() and self.client.in_flight == 0 and not self.drained.done():
             self.drained.set_result(None)
 

@@ -15,6 +15,7 @@ import structlog
 from brownout.experiment.model import Experiment
 from brownout.liveview import LiveView
 from brownout.load.payloads import PayloadSource
+from brownout.load.replay import load_recorded
 from brownout.report.journal import TimelineEvent
 from brownout.runner.plan import Plan
 from brownout.runner.progress import Progress
@@ -49,7 +50,11 @@ class RunContext:
 
 
 def payload_source(exp: Experiment) -> PayloadSource | None:
-    """The experiment's payload corpus with its edge-case mix (None: GET the target)."""
+    """The experiment's payload corpus with its edge-case mix (None: GET the target); a replay
+    sends its recording in the order the requests started."""
     if exp.load.payloads is None:
         return None
+    if exp.load.shape == "replay":
+        recorded = load_recorded(exp.load.payloads, by_time=True)
+        return PayloadSource(recorded.templates, exp.load.edge_case_mix(), seed=exp.seed, ordered=True)
     return PayloadSource.from_file(exp.load.payloads, exp.load.edge_case_mix(), seed=exp.seed)
