@@ -31,6 +31,7 @@ from brownout.runner.progress import Progress
 from brownout.runner.shape import HeldTail, baseline_shape
 from brownout.runner.stress import run_stress
 from brownout.steady.checker import SteadyStateChecker, WindowResult
+from brownout.steady.replay import replay_judge
 from brownout.steady.verdicts import BASELINE, METHOD, RECOVERY, decide_outcome
 from faults.errors import BrownoutError
 
@@ -49,7 +50,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
     steady = experiment.steady_state
     baseline_s = steady.baseline if steady.baseline is not None else 2 * steady.window
     plan = build_plan(experiment, lease=options.lease_s, baseline_s=baseline_s)
-    checker = SteadyStateChecker(steady, experiment.abort_when)
+    checker = SteadyStateChecker(steady, experiment.abort_when, replay=replay_judge(experiment))
     run = RunContext(experiment, plan, options, checker, None)
     if options.view is not None:
         run.progress = Progress(options.view, plan.total_s, clock=run.now)
