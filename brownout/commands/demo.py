@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import yaml
 
 from brownout.aio import run as run_async
+from brownout.corpus.output import atomic_text
 from brownout.experiment import load_experiment
 from brownout.liveview import LiveView
 from brownout.report import write_reports
@@ -21,6 +25,7 @@ from brownout.runner.context import RunOptions
 from brownout.runner.engine import run_experiment
 from faults.errors import InvalidInput
 from proxy.logs import configure_logging
+from proxy.recording import Redaction
 
 LIBRARY = Path(__file__).resolve().parents[2] / "experiments"
 DEFAULT = "feature-store-latency"
@@ -41,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--library", type=Path, default=Path(os.environ.get("BROWNOUT_EXPERIMENTS", LIBRARY)),
                         help="experiment library folder (default: the repository's experiments/)")
     parser.add_argument("--quiet", action="store_true", help="no live view")
+    parser.add_argument("--record", type=Path, metavar="FILE",
+                        help="record the clients' traffic to the model API while it runs (JSONL, replayable)")
     parser.set_defaults(handler=handle)
 
 
@@ -67,7 +74,8 @@ async def _demo(args: argparse.Namespace, path: Path | None) -> int:
 
     print("starting the demo stack on 127.0.0.1 (the first start trains the model)...", flush=True)
     started = time.monotonic()
-    async with game_day() as day:
+    async with _record_dir(args.record) as record_dir, game_day(record_dir=record_dir) as day, \
+            _recorded(day, args.record):
         print(f"stack up in {time.monotonic() - started:.1f}s: clients → {day.target}/predict "
               f"(admin {day.admin_url})", flush=True)
         os.environ.update(day.env())
@@ -116,3 +124,34 @@ async def _serve(day: object) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _record_dir(out: Path | None) -> AsyncIterator[Path | None]:
+    """With ``--record``: a private folder for the proxy's recording, gone afterwards."""
+    if out is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="brownout-demo-rec-") as folder:
+        yield Path(folder)
+
+
+@contextlib.asynccontextmanager
+async def _recorded(day: object, out: Path | None) -> AsyncIterator[None]:
+    """With ``--record``: record the model-api route from now on, and save it to ``out`` at the end."""
+    if out is None:
+        yield
+        return
+    from brownout.demo.game_day import GameDay
+
+    assert isinstance(day, GameDay)
+    recordings = day.proxy.recordings
+    rid = recordings.start_recording("model-api", 1.0, None, None, Redaction()).id
+    try:
+        yield
+    finally:
+        recordings.end(rid, "stopped")
+        with atomic_text(out, "--record") as handle:
+            async for chunk in recordings.data(rid):
+                handle.buffer.write(chunk)
+        print(f"recorded {recordings.get(rid).stats.lines} exchanges with the model API to {out}", flush=True)

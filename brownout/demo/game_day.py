@@ -61,7 +61,7 @@ async def _warm_up(day: GameDay, requests: int = 40) -> None:
 
 @asynccontextmanager
 async def game_day(cache_dir: Path | None = None, *, host: str = "127.0.0.1", processes: bool = True,
-                   feature_timeout_ms: float = 100.0) -> AsyncIterator[GameDay]:
+                   feature_timeout_ms: float = 100.0, record_dir: Path | None = None) -> AsyncIterator[GameDay]:
     """Start backends, the proxy in front of every hop, then the model API wired through it."""
     async with start_backends(cache_dir, processes=processes, host=host) as backends:
         api_port = free_port(host)
@@ -76,6 +76,7 @@ async def game_day(cache_dir: Path | None = None, *, host: str = "127.0.0.1", pr
             "admin": {"listen": f"{host}:{free_port(host)}"},
             "toxiproxy_api": {"listen": f"{host}:{free_port(host)}"},
             "routes": routes, "fault_header": True, "fault_ttl": {"default": "5m", "max": "1h"},
+            **({"record": {"dir": str(record_dir)}} if record_dir is not None else {}),  # brownout demo --record
         })
         proxy = ProxyServer(config)
         await proxy.start()

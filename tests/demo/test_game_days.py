@@ -17,7 +17,8 @@ from tests.conftest import BROWNOUT, REPO
 
 LIBRARY = REPO / "experiments"
 # Shorter for the long ones; the kill needs time for a process to come back.
-SCALE = {"soak": 0.02, "stress-to-failure": 0.1, "gpu-worker-killed": 0.5}
+SCALE = {"soak": 0.02, "stress-to-failure": 0.1, "gpu-worker-killed": 0.5,
+         "replay-feature-store": 0.5}  # a replay at 0.15 is 6.7 times its recorded pace: too much for a cold stack
 NAMES = sorted(p.stem for p in LIBRARY.glob("*.yaml"))
 # "200 OK but wrong": the fault families that keep every status 200, and the SLI that must catch each.
 CAUGHT_WITH_200 = {
@@ -28,6 +29,7 @@ CAUGHT_WITH_200 = {
     "llm-cut-stream": "stream_integrity_failures", "llm-drop-finish-reason": "stream_integrity_failures",
     "llm-slow-tokens": "itl_p99_ms", "llm-ttft-delay": "ttft_p99_ms",
     "feature-store-latency": "golden_agreement", "truncated-payloads": "golden_agreement",
+    "replay-feature-store": "replay_agreement",
 }
 
 
