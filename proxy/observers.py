@@ -70,6 +70,7 @@ class ExchangeStart:
 class ExchangeTap:
     """One observer's hooks into one exchange it asked for. Every method may be left as it is."""
 
+    __slots__ = ()  # a tap with slots of its own then has no __dict__ (one per followed exchange)
     wants_bodies = False  # True: ``request_piece`` sees the client's request body
 
     def upstream_request(self, headers: list[tuple[bytes, bytes]]) -> None:

@@ -22,11 +22,15 @@ class Taps:
     """Every hook is a plain loop over a tuple (rebuilt when a tap is dropped): this runs several
     times per followed exchange, so no per-call copies, name lookups or argument packing."""
 
-    __slots__ = ("_taps", "wants_bodies")
+    __slots__ = ("_taps", "wants_bodies", "start")
 
-    def __init__(self, taps: list[ExchangeTap]) -> None:
+    def __init__(self, taps: list[ExchangeTap], start: ExchangeStart) -> None:
+        self.start = start  # its request id is the exchange's, from start to end
         self._taps = tuple(taps)
-        self.wants_bodies = any(t.wants_bodies for t in taps)
+        wants = False
+        for tap in taps:  # a loop, not any(<generator>): this runs once per followed exchange
+            wants = wants or tap.wants_bodies
+        self.wants_bodies = wants
 
     @classmethod
     def open(cls, observers: Iterable[ExchangeObserver], start: ExchangeStart) -> Taps | None:
@@ -39,7 +43,7 @@ class Taps:
                 continue
             if tap is not None:
                 taps.append(tap)
-        return cls(taps) if taps else None
+        return cls(taps, start) if taps else None
 
     def _failed(self, tap: ExchangeTap, hook: str) -> None:
         self._taps = tuple(t for t in self._taps if t is not tap)

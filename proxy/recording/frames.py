@@ -21,10 +21,11 @@ HEADER = struct.Struct("!I")
 MAX_FRAME = 1 << 30
 
 # One exchange as the proxy hands it over, undecoded: (recording ids, method, target,
-# request headers, request body, ts, fault ids, status or None, response headers, response
-# body, latency_ms). Status None: no answer reached the client (it was reset, or left).
-Item = tuple[tuple[str, ...], str, str, list[tuple[bytes, bytes]], bytes, float, tuple[str, ...],
-             "int | None", list[tuple[bytes, bytes]], bytes, float]
+# request headers, request body pieces, ts, fault ids, status or None, response headers,
+# response body pieces, latency_ms). Status None: no answer reached the client (it was reset,
+# or left).
+Item = tuple[tuple[str, ...], str, str, list[tuple[bytes, bytes]], list[bytes], float, tuple[str, ...],
+             "int | None", list[tuple[bytes, bytes]], list[bytes], float]
 
 
 @dataclass

@@ -113,8 +113,8 @@ class Writer:
         for ids, method, target, headers, body, ts, faults, status, r_headers, r_body, latency_ms in items:
             response = None
             if status is not None:
-                response = RawResponse(status, _text(r_headers), r_body, latency_ms)
-            exchange = Exchange(method, target, _text(headers), body, ts, faults, response)
+                response = RawResponse(status, _text(r_headers), b"".join(r_body), latency_ms)
+            exchange = Exchange(method, target, _text(headers), b"".join(body), ts, faults, response)
             for rid in ids:
                 rec = self.recordings.get(rid)
                 if rec is None:
