@@ -86,8 +86,8 @@ def start_targets(stack: Stack) -> dict[str, tuple[int, int | None]]:
 
     port = free_port()
     stack.brownout("brownout-recording", SUT_CPU,
-                   [{"name": "bench", "kind": "http", "listen": f"127.0.0.1:{port}", "upstream": f"http://127.0.0.1:{up}",
-                     "record": True}],
+                   [{"name": "bench", "kind": "http", "listen": f"127.0.0.1:{port}",
+                     "upstream": f"http://127.0.0.1:{up}", "record": True}],
                    extra=f"record: {{dir: '{stack.workdir / 'recordings'}', max_bytes: 256MiB}}")
     targets["brownout+recording"] = (port, stack.procs[-1].pid)
     for writer in children(stack.procs[-1].pid):  # its writer works off the event loop's core, as deployed
