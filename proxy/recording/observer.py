@@ -35,13 +35,25 @@ class RecordingObserver(ExchangeObserver):
         self.channel = channel
         self.metrics = metrics
         self.max_body = max_body
-        self.samplers: tuple[Sampler, ...] = ()  # replaced whole on every change (copy on write)
+        self.samplers = ()  # replaced whole on every change (copy on write)
+
+    @property
+    def samplers(self) -> tuple[Sampler, ...]:
+        return self._samplers
+
+    @samplers.setter
+    def samplers(self, samplers: tuple[Sampler, ...]) -> None:
+        self._samplers = samplers
+        # Every recording takes every exchange (sample 1.0): the ids, decided once.
+        self._everything = tuple(s.id for s in samplers) if all(s.sample >= 1.0 for s in samplers) else None
 
     def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
-        ids: tuple[str, ...] = ()
-        for sampler in self.samplers:
-            if sampler.sample >= 1.0 or sampler.rng.random() < sampler.sample:
-                ids += (sampler.id,)
+        ids = self._everything
+        if ids is None:
+            ids = ()
+            for sampler in self._samplers:
+                if sampler.sample >= 1.0 or sampler.rng.random() < sampler.sample:
+                    ids += (sampler.id,)
         return _Tap(self, ids, start) if ids else None
 
 
@@ -60,24 +72,27 @@ class _Tap(ExchangeTap):
         self._headers: Sequence[tuple[bytes, bytes]] = ()
 
     def request_piece(self, piece: bytes) -> None:
-        self._keep(self._request, piece)
+        if self._size >= 0:
+            self._size += len(piece)
+            self._request.append(piece)
+            if self._size > self._observer.max_body:
+                self._too_large()
 
     def response_head(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
         self._status, self._headers = status, headers
 
     def response_piece(self, piece: bytes) -> None:
-        self._keep(self._response, piece)
+        if self._size >= 0:
+            self._size += len(piece)
+            self._response.append(piece)
+            if self._size > self._observer.max_body:
+                self._too_large()
 
-    def _keep(self, pieces: list[bytes], piece: bytes) -> None:
-        if self._size < 0:
-            return
-        self._size += len(piece)
-        if self._size > self._observer.max_body:  # a whole exchange or none: the rest is not kept
-            self._size = -1
-            self._request.clear()
-            self._response.clear()
-        else:
-            pieces.append(piece)
+    def _too_large(self) -> None:
+        """A whole exchange or none: past ``max_body`` nothing more is kept, and it is skipped."""
+        self._size = -1
+        self._request.clear()
+        self._response.clear()
 
     def ended(self, end: ExchangeEnd) -> None:
         observer = self._observer

@@ -145,11 +145,11 @@ async def test_a_recording_ends_at_its_duration_at_its_lease_and_on_the_kill_swi
     proxy = proxy_factory(config)
     _, by_duration = await admin_call(proxy, "POST", "/recordings", {"route": "api", "duration": "1s"})
     _, by_lease = await admin_call(proxy, "POST", "/recordings", {"route": "api", "duration": "5m", "ttl": "1s"})
-    _, renewed = await admin_call(proxy, "POST", "/recordings", {"route": "api", "duration": "5m", "ttl": "1s"})
+    _, renewed = await admin_call(proxy, "POST", "/recordings", {"route": "api", "duration": "5m", "ttl": "3s"})
     _, killed = await admin_call(proxy, "POST", "/recordings", {"route": "api", "duration": "5m"})
-    for _ in range(3):  # renewed twice within its 1 s lease: it outlives the one never renewed
+    for _ in range(3):  # renewed well within its lease: it outlives the one never renewed
         await asyncio.sleep(0.5)
-        status, _ = await admin_call(proxy, "PATCH", f"/recordings/{renewed['id']}", {"ttl": "1s"})
+        status, _ = await admin_call(proxy, "PATCH", f"/recordings/{renewed['id']}", {"ttl": "3s"})
         assert status == 200
     ended = await wait_state(proxy, by_duration["id"], "ended")
     assert ended["end_reason"] == "duration"
