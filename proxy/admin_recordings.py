@@ -64,7 +64,7 @@ async def patch_recording(request: web.Request) -> web.Response:
 
 async def delete_recording(request: web.Request) -> web.Response:
     service = request.app[RECORDINGS]
-    return _json(service.describe(service.remove(request.match_info["id"])))
+    return _json(service.describe(await service.remove(request.match_info["id"])))
 
 
 async def recording_data(request: web.Request) -> web.StreamResponse:

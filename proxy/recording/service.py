@@ -191,12 +191,14 @@ class RecordingService:
             self.end(rid, reason)
         return running
 
-    def remove(self, rid: str) -> Recording:
+    async def remove(self, rid: str) -> Recording:
+        """End it and delete its files: they are gone when this returns."""
         rec = self.end(rid, "stopped")
         del self.recordings[rid]
         self.metrics.by_recording.pop(rid, None)
         if self.channel is not None:
             self.channel.send(("delete", rid))
+            await self.channel.flush()
         log.info("recording_deleted", recording=rid, route=rec.route)
         return rec
 
