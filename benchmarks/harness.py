@@ -144,16 +144,18 @@ class Stack:
         """))
         return self.spawn([NGINX, "-c", str(conf), "-p", str(d)], cpu, port, name)
 
-    def brownout(self, name: str, cpu: int, routes: list[dict[str, str]]) -> int:
-        """``brownout proxy --config FILE`` as users start it; returns the admin port."""
+    def brownout(self, name: str, cpu: int, routes: list[dict[str, object]], extra: str = "") -> int:
+        """``brownout proxy --config FILE`` as users start it (``extra``: more top-level config lines);
+        returns the admin port."""
         admin = free_port()
-        lines = [f"admin: {{listen: '127.0.0.1:{admin}'}}", "fault_ttl: {default: 1h, max: 1h}", "routes:"]
+        lines = [f"admin: {{listen: '127.0.0.1:{admin}'}}", "fault_ttl: {default: 1h, max: 1h}", *extra.splitlines(),
+                 "routes:"]
         lines += [f"  - {json.dumps(r)}" for r in routes]
         conf = self.workdir / f"{name}.yaml"
         conf.write_text("\n".join(lines) + "\n")
         self.spawn([str(VENV_BIN / "brownout"), "proxy", "--config", str(conf), "--log-level", "warning"], cpu, admin, name)
         for route in routes:
-            wait_listening(int(route["listen"].rsplit(":", 1)[1]))
+            wait_listening(int(str(route["listen"]).rsplit(":", 1)[1]))
         return admin
 
     def close(self) -> None:
@@ -201,17 +203,22 @@ def rss_kb(pid: int) -> int:
     return total
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and its children so far (robust to a busy machine)."""
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU time of ``pid`` and (by default) its children so far (robust to a busy machine)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    for p in [pid, *_children(pid)]:
+    for p in [pid, *(_children(pid) if children else ())]:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick
         except (OSError, IndexError, ValueError):
             pass
     return total
+
+
+def children(pid: int) -> list[int]:
+    """Every process below ``pid`` (a proxy's recording writer, nginx's workers)."""
+    return _children(pid)
 
 
 def _children(pid: int) -> list[int]:
@@ -232,7 +239,8 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int
-    cpu_us: float  # CPU time of the server under test per request (nan when not measured)
+    cpu_us: float  # CPU time of the server under test per request, its child processes included (nan when not measured)
+    own_cpu_us: float = float("nan")  # the same, of its main process alone (Brownout without its recording writer)
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -243,8 +251,10 @@ def wrk(url: str, connections: int, seconds: float, pid: int | None = None, cpu:
     """One wrk run (one thread, on the load CPU); ``pid``: the server whose CPU time to count."""
     cmd = [*pin(cpu), "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s", url]
     cpu_before = cpu_seconds(pid) if pid else 0.0
+    own_before = cpu_seconds(pid, children=False) if pid else 0.0
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=False).stdout
     cpu_used = cpu_seconds(pid) - cpu_before if pid else float("nan")
+    own_used = cpu_seconds(pid, children=False) - own_before if pid else float("nan")
     def pct(p: str) -> float:
         m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
         return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
@@ -257,7 +267,8 @@ def wrk(url: str, connections: int, seconds: float, pid: int | None = None, cpu:
         raise RuntimeError(f"wrk gave no result for {url}:\n{out}")
     requests = int(reqs.group(1))
     return WrkResult(requests, float(rps.group(1)), float(tps.group(1)) * _BYTES[tps.group(2)], pct("50"), pct("99"),
-                     errors + (int(non2xx.group(1)) if non2xx else 0), cpu_used / max(1, requests) * 1e6)
+                     errors + (int(non2xx.group(1)) if non2xx else 0), cpu_used / max(1, requests) * 1e6,
+                     own_used / max(1, requests) * 1e6)
 
 
 def median(values: list[float]) -> float:

@@ -1,5 +1,11 @@
-"""HTTP pass-through, side by side: direct, nginx, Brownout (0 and 10 idle faults, and a rate_limit
-that admits everything), mitmproxy.
+"""HTTP pass-through, side by side: direct, nginx, Brownout (0 and 10 idle faults, a rate_limit
+that admits everything, recording), mitmproxy.
+
+``brownout+recording`` records every exchange (``record: true`` on its route, sample 1.0) into
+a folder capped at 256 MiB. Its writer process (a child of the proxy) is moved to the load CPU:
+recording keeps decoding, redaction and encoding off the event loop's core, and the goal bounds
+the proxy process's CPU per request. The CPU columns count both processes; ``own_cpu_us`` the
+proxy process alone, so the writer's share is their difference.
 
 One upstream nginx (on the load CPU, next to wrk) serves a 300-byte JSON and a 1 MiB file.
 Each proxy under test is pinned to the other CPU. The runs are interleaved (run 1 of every
@@ -8,6 +14,7 @@ target, then run 2 ...), so a noisy neighbour hits every target alike, and media
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from benchmarks.harness import (
@@ -19,6 +26,7 @@ from benchmarks.harness import (
     WrkResult,
     add_admitting_rate_limit,
     add_idle_faults,
+    children,
     free_port,
     median,
     mitmdump,
@@ -46,8 +54,9 @@ class HttpRow:
     p50_ms: float
     p99_ms: float
     errors: int
-    cpu_us: float  # CPU of the server under test per request (nan for direct)
+    cpu_us: float  # CPU of the server under test per request (nan for direct), child processes included
     runs: int
+    own_cpu_us: float = float("nan")  # the main process alone (Brownout without its recording writer)
 
 
 def start_targets(stack: Stack) -> dict[str, tuple[int, int | None]]:
@@ -78,6 +87,15 @@ def start_targets(stack: Stack) -> dict[str, tuple[int, int | None]]:
         elif name == "brownout+rate_limit":  # every request selected, counted and answered with its headers
             add_admitting_rate_limit(admin, "bench")
         targets[name] = (port, stack.procs[-1].pid)
+
+    port = free_port()
+    stack.brownout("brownout-recording", SUT_CPU,
+                   [{"name": "bench", "kind": "http", "listen": f"127.0.0.1:{port}",
+                     "upstream": f"http://127.0.0.1:{up}", "record": True}],
+                   extra=f"record: {{dir: '{stack.workdir / 'recordings'}', max_bytes: 256MiB}}")
+    targets["brownout+recording"] = (port, stack.procs[-1].pid)
+    for writer in children(stack.procs[-1].pid):  # its writer works off the event loop's core, as deployed
+        os.sched_setaffinity(writer, {LOAD_CPU})
 
     exe = mitmdump()
     if exe:
@@ -121,5 +139,6 @@ def run(stack: Stack, runs: int, seconds: float) -> tuple[list[HttpRow], dict[st
             mib_s=median([r.bytes_per_s / MIB for r in results]), p50_ms=median([r.p50_ms for r in results]),
             p99_ms=median([r.p99_ms for r in results]), errors=sum(r.errors for r in results),
             cpu_us=median([r.cpu_us for r in results]), runs=len(results),
+            own_cpu_us=median([r.own_cpu_us for r in results]),
         ))
     return rows, exact

@@ -80,6 +80,22 @@ def http_section(rows: list[http_bench.HttpRow], exact: dict[str, bool]) -> list
             for w in http_bench.WORKLOADS[:2])
         out += ["", f"Cost of a rate_limit that admits every request (a token bucket, its x-ratelimit-* headers), "
                     f"vs Brownout with no fault: {cost}."]
+    if ("brownout+recording", "json c8") in by:
+        out += ["", *recording_cost(by)]
+    return out
+
+
+def recording_cost(by: dict[tuple[str, str], http_bench.HttpRow]) -> list[str]:
+    """Recording every exchange vs not recording: the proxy process's own CPU, and its writer's beside it."""
+    out = ["Recording at sample 1.0 (every exchange) vs Brownout without, CPU µs per request: the proxy process "
+           "(whose share the goal bounds), the writer process beside it, both together:", "",
+           "| workload | proxy, no recording | proxy, recording | × | writer | proxy + writer | × |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for w in http_bench.WORKLOADS[:3]:
+        off, on = by[("brownout", w.name)], by[("brownout+recording", w.name)]
+        writer = on.cpu_us - on.own_cpu_us
+        out.append(f"| {w.name} | {off.own_cpu_us:.1f} | {on.own_cpu_us:.1f} | {on.own_cpu_us / off.own_cpu_us:.2f} | "
+                   f"{writer:.1f} | {on.cpu_us:.1f} | {on.cpu_us / off.cpu_us:.2f} |")
     return out
 
 

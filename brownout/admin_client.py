@@ -75,3 +75,31 @@ class AdminClient:
 
     async def clear(self) -> dict[str, Any]:
         return await self._call("DELETE", "/faults")
+
+    # -- recordings
+
+    async def start_recording(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("POST", "/recordings", body)
+
+    async def recording(self, recording_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/recordings/{recording_id}")
+
+    async def patch_recording(self, recording_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("PATCH", f"/recordings/{recording_id}", body)
+
+    async def recording_data(self, recording_id: str, sink: Any) -> int:
+        """Stream a recording's lines into ``sink`` (a binary file); returns the bytes written."""
+        path = f"/recordings/{recording_id}/data"
+        written = 0
+        try:
+            async with self._session.get(self.base_url + path, timeout=aiohttp.ClientTimeout(total=None,
+                                                                                             sock_read=60)) as response:
+                if response.status >= 400:
+                    text = await response.text()
+                    raise _BY_STATUS.get(response.status, Unreachable)(f"GET {path}: {response.status}: {text[:300]}")
+                async for chunk in response.content.iter_chunked(256 * 1024):
+                    sink.write(chunk)
+                    written += len(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unreachable(f"admin API {self.base_url} unreachable: {exc.__class__.__name__}: {exc}") from None
+        return written

@@ -24,6 +24,7 @@ class RequestRecord:
     edge_case: str | None = None
     dropped: bool = False
     body: bytes | None = None
+    payload: int | None = None  # the index of the corpus entry the request was made from (None: none, or an edge case)
 
     @property
     def failed(self) -> bool:

@@ -12,11 +12,13 @@ from aiohttp import web
 
 from faults.errors import BrownoutError
 from proxy.admin_guard import guard_middleware, require_json
+from proxy.admin_recordings import RECORDINGS, add_recording_routes
 from proxy.fault_requests import FaultPatch, FaultRequest, parse_body, parse_json
 from proxy.fault_service import FaultService
 from proxy.http_errors import error_body, http_status
 from proxy.metrics import ProxyMetrics
 from proxy.openapi import OPEN_PATHS, openapi_document
+from proxy.recording.service import RecordingService
 
 log = structlog.get_logger("brownout.admin")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -66,9 +68,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    routes = [route["name"] for route in request.app[ROUTES]()]
+    described = request.app[ROUTES]()
+    routes = [route["name"] for route in described]
+    http_routes = [route["name"] for route in described if route["kind"] == "http"]
     return _json(openapi_document(token=request.app[TOKEN], fault_types=request.app[SERVICE].known_types(),
-                                  routes=routes))
+                                  routes=routes, http_routes=http_routes))
 
 
 async def list_routes(request: web.Request) -> web.Response:
@@ -106,13 +110,16 @@ async def delete_fault(request: web.Request) -> web.Response:
 
 
 async def clear_faults(request: web.Request) -> web.Response:
+    """The kill switch: every fault removed, every recording ended (their data stays)."""
     removed = await request.app[SERVICE].clear()
-    log.warning("kill_switch", removed=len(removed))
-    return _json({"removed": [f.id for f in removed]})
+    recordings = request.app.get(RECORDINGS)
+    ended = recordings.end_all("kill_switch") if recordings is not None else []
+    log.warning("kill_switch", removed=len(removed), recordings_ended=len(ended))
+    return _json({"removed": [f.id for f in removed], "recordings_ended": ended})
 
 
 def make_admin_app(service: FaultService, metrics_: ProxyMetrics, routes: Callable[[], list[dict[str, Any]]],
-                   token: str | None) -> web.Application:
+                   token: str | None, recordings: RecordingService | None = None) -> web.Application:
     app = web.Application(middlewares=[_errors_middleware, guard_middleware(token, OPEN_PATHS)],
                           client_max_size=1024 * 1024)
     app[SERVICE] = service
@@ -129,4 +136,6 @@ def make_admin_app(service: FaultService, metrics_: ProxyMetrics, routes: Callab
     app.router.add_get("/faults/{id}", get_fault)
     app.router.add_patch("/faults/{id}", patch_fault)
     app.router.add_delete("/faults/{id}", delete_fault)
+    if recordings is not None:
+        add_recording_routes(app, recordings)
     return app

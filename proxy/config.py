@@ -19,6 +19,7 @@ from proxy.addresses import HostPort, parse_host_port, parse_http_upstream
 from faults import build_fault, build_match
 from faults.errors import InvalidInputs
 from proxy.fault_requests import FaultRequest, parse_body
+from proxy.recording.config import RecordConfig, RouteRecord, route_record
 from proxy.tracing.settings import check_endpoint, check_link_template
 from proxy.yamlsource import YamlDocument, errors_from_validation, load_yaml_with_positions
 
@@ -74,6 +75,7 @@ class RouteConfig(_Frozen):
     header_timeout: Annotated[Seconds, Field(gt=0, allow_inf_nan=False)] = 60.0
     # Connections beyond this many open at once get a 503 and are closed.
     max_connections: int = Field(default=10_000, ge=1)
+    record: Annotated[RouteRecord | None, BeforeValidator(route_record)] = None  # always on (needs record.dir)
 
     @field_validator("listen")
     @classmethod
@@ -90,6 +92,8 @@ class RouteConfig(_Frozen):
                 parse_host_port(self.upstream)
         except ValueError as exc:
             raise ValueError(f"upstream: {exc}") from None
+        if self.kind == "tcp" and self.record is not None:
+            raise ValueError("record: only http routes are recorded")
         return self
 
     @property
@@ -148,6 +152,7 @@ class ProxyConfig(_Frozen):
     drain_grace: Seconds = 10.0
     max_request_body: int = 64 * 1024 * 1024  # bytes read when a fault needs the body
     tracing: TracingConfig | None = None  # None: off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set
+    record: RecordConfig | None = None  # where recordings go; without it nothing is recorded
 
     @model_validator(mode="after")
     def _unique_routes(self) -> ProxyConfig:
@@ -159,6 +164,9 @@ class ProxyConfig(_Frozen):
         for listen in listens:
             if listens.count(listen) > 1:
                 raise ValueError(f"routes: listen address {listen} is used twice")
+        recorded = [r.name for r in self.routes if r.record is not None]
+        if recorded and self.record is None:
+            raise ValueError(f"routes: route {recorded[0]!r} has record: but the proxy has no record.dir to write to")
         return self
 
     def route(self, name: str) -> RouteConfig | None:

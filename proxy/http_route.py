@@ -155,7 +155,10 @@ class HttpRoute:
         if not self.observers or (request.taps is None and not self.observers.watch_all):
             return
         duration = time.perf_counter() - started
-        request_id = injection.data.request_id if injection is not None else self._request_id(request)
+        if injection is not None:
+            request_id = injection.data.request_id
+        else:
+            request_id = request.taps.start.request_id if request.taps is not None else self._request_id(request)
         end = ExchangeEnd(route=self.name, request_id=request_id, method=request.method, path=request.path,
                           status=status, started_at=time.time() - duration, duration_s=duration, effects=effects)
         if request.taps is not None:
@@ -203,8 +206,9 @@ class HttpRoute:
         upstream_headers = h1.as_multidict(outgoing.headers)
         if outgoing.declared_length is not None:
             upstream_headers["Content-Length"] = str(outgoing.declared_length)  # for faults to read
+        request_id = request.taps.start.request_id if request.taps is not None else self._request_id(request)
         data = ExchangeData(
-            route=self.name, request_id=self._request_id(request), method=method, path=path, query=request.query,
+            route=self.name, request_id=request_id, method=method, path=path, query=request.query,
             client=request.client, now=time.monotonic, request_headers=upstream_headers, request_json=json_body,
         )
         return Injection(selected, data, self._metrics)

@@ -43,7 +43,7 @@ class FaultEffect:
     details: Mapping[str, Detail]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by contract; not frozen: built per exchange, and frozen init costs 0.6 µs more
 class ExchangeEnd:
     """One exchange as it ended: ``status`` is what the client got (499: reset, or the client left)."""
 
@@ -57,7 +57,7 @@ class ExchangeEnd:
     effects: tuple[FaultEffect, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by contract, as ExchangeEnd
 class ExchangeStart:
     """An exchange begins: the request head as the client sent it."""
 
@@ -74,6 +74,7 @@ class ExchangeStart:
 class ExchangeTap:
     """One observer's hooks into one exchange it asked for. Every method may be left as it is."""
 
+    __slots__ = ()  # a tap with slots of its own then has no __dict__ (one per followed exchange)
     wants_bodies = False  # True: ``request_piece`` sees the client's request body
 
     def upstream_request(self, headers: list[tuple[bytes, bytes]]) -> None:

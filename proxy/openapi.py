@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from proxy.fault_requests import FAULT_ID, FaultPatch, FaultRequest
+from proxy.recording.config import RECORDING_ID, RecordingPatch, RecordingRequest
 
 OPEN_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json"})  # answered without a token
 
@@ -53,9 +54,32 @@ class Health(BaseModel):
 
 
 class Cleared(BaseModel):
-    """What the kill switch removed."""
+    """What the kill switch removed (faults) and ended (recordings)."""
 
     removed: list[str]
+    recordings_ended: list[str]
+
+
+class RecordingView(BaseModel):
+    """A recording, as every recording endpoint answers it."""
+
+    id: str = Field(pattern=RECORDING_ID)
+    route: str
+    sample: float
+    state: Literal["recording", "ended"]
+    static: bool = Field(description="started by the config's record: (no duration, no lease)")
+    started_at: str = Field(description="ISO 8601, UTC")
+    ends_at: str | None = Field(description="when its duration ends")
+    expires_at: str | None = Field(description="when its lease runs out unless renewed")
+    ended_at: str | None
+    end_reason: Literal["duration", "lease", "kill_switch", "stopped", "shutdown"] | None
+    lines: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    dropped: dict[str, int] = Field(description="exchanges not written, by reason")
+    segments: int = Field(ge=0)
+    deleted_segments: int = Field(ge=0, description="removed to keep record.max_bytes")
+    deleted_lines: int = Field(ge=0)
+    redact: dict[str, list[str]]
 
 
 class FieldError(BaseModel):
@@ -71,13 +95,14 @@ class ErrorBody(BaseModel):
     errors: list[FieldError] | None = Field(default=None, description="every problem, when there are several")
 
 
-_MODELS: tuple[type[BaseModel], ...] = (FaultRequest, FaultPatch, FaultView, RouteView, Health, Cleared, ErrorBody)
+_MODELS: tuple[type[BaseModel], ...] = (FaultRequest, FaultPatch, FaultView, RouteView, Health, Cleared, ErrorBody,
+                                        RecordingRequest, RecordingPatch, RecordingView)
 _ERRORS = {
     "400": "invalid body: the field is named",
     "401": "missing or wrong bearer token",
     "403": "a foreign Origin, or (without a token) a Host that is not a loopback name",
-    "404": "no such fault",
-    "409": "the id is taken, or the fault has no lease to renew",
+    "404": "no such fault or recording",
+    "409": "the id is taken, the lease cannot be renewed, or recording is off (no record.dir)",
     "413": "body over 1 MiB",
     "415": "body not sent as application/json",
 }
@@ -118,21 +143,33 @@ def _operation(operation_id: str, summary: str, ok: tuple[str, dict[str, Any]], 
 # A created fault's id leads to the operations on it (clients and stateful fuzzers follow these).
 _LINKS = {name: {"operationId": name, "parameters": {"id": "$response.body#/id"}}
           for name in ("getFault", "patchFault", "deleteFault")}
+_RECORDING_LINKS = {name: {"operationId": name, "parameters": {"id": "$response.body#/id"}}
+                    for name in ("getRecording", "patchRecording", "deleteRecording", "recordingData")}
 
 
-def openapi_document(*, token: bool, fault_types: list[str], routes: list[str]) -> dict[str, Any]:
+def _enum(schema: dict[str, Any], key: str, values: list[str]) -> dict[str, Any]:
+    properties = schema["properties"]
+    return {**schema, "properties": {**properties, key: {**properties[key], "enum": values}}}
+
+
+def openapi_document(*, token: bool, fault_types: list[str], routes: list[str],
+                     http_routes: list[str] | None = None) -> dict[str, Any]:
     """The document for one proxy: its token setting, the fault types and routes it knows now."""
     schemas = _schemas()
-    request = dict(schemas["FaultRequest"])
-    properties = request["properties"]
-    request["properties"] = {**properties, "type": {**properties["type"], "enum": fault_types},
-                             "route": {**properties["route"], "enum": routes}}
-    schemas = {**schemas, "FaultRequest": request}
+    request = _enum(_enum(schemas["FaultRequest"], "type", fault_types), "route", routes)
+    http = routes if http_routes is None else http_routes
+    recording = _enum(schemas["RecordingRequest"], "route", http) if http else schemas["RecordingRequest"]
+    schemas = {**schemas, "FaultRequest": request, "RecordingRequest": recording}
     fault = _json(_ref("FaultView"), "the fault")
     faults = _json({"type": "array", "items": _ref("FaultView")}, "every active fault")
     routes_ = _json({"type": "array", "items": _ref("RouteView")}, "every route")
     metrics = {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
     fault_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": FAULT_ID}}
+    recording_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": RECORDING_ID}}
+    recording = _json(_ref("RecordingView"), "the recording")
+    recordings = _json({"type": "array", "items": _ref("RecordingView")}, "this process's recordings")
+    lines = {"description": "the recording's lines as written so far, one JSON exchange per line",
+             "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}
     op = {"token": token}
     paths = {
         "/healthz": {"get": _operation("health", "liveness and readiness", ("200", _json(_ref("Health"), "up")),
@@ -156,6 +193,22 @@ def openapi_document(*, token: bool, fault_types: list[str], routes: list[str]) 
                                 body="FaultPatch", **op),
             "delete": _operation("deleteFault", "remove one fault", ("200", fault), ("404",), **op),
         },
+        "/recordings": {
+            "get": _operation("listRecordings", "recordings, running and ended", ("200", recordings), (), **op),
+            "post": _operation("addRecording", "record a route's exchanges (a lease)",
+                               ("201", {**recording, "links": _RECORDING_LINKS}), ("409",), body="RecordingRequest", **op),
+        },
+        "/recordings/{id}": {
+            "parameters": [recording_id],
+            "get": _operation("getRecording", "one recording", ("200", recording), ("404",), **op),
+            "patch": _operation("patchRecording", "renew the lease, or end it (the data stays)", ("200", recording),
+                                ("404", "409"), body="RecordingPatch", **op),
+            "delete": _operation("deleteRecording", "end it and delete its files", ("200", recording), ("404",), **op),
+        },
+        "/recordings/{id}/data": {
+            "parameters": [recording_id],
+            "get": _operation("recordingData", "its lines (JSONL)", ("200", lines), ("404",), **op),
+        },
     }
     responses = {f"E{code}": _json(_ref("ErrorBody"), text) for code, text in _ERRORS.items()}
     responses["E401"]["headers"] = {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}}
@@ -163,7 +216,8 @@ def openapi_document(*, token: bool, fault_types: list[str], routes: list[str]) 
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Brownout admin API", "version": "1",
-                 "description": "Faults are leases: they expire unless renewed. DELETE /faults is the kill switch."},
+                 "description": "Faults and recordings are leases: they expire unless renewed. DELETE /faults is "
+                                "the kill switch: it removes every fault and ends every recording."},
         "paths": paths,
         "components": components,
     }

@@ -18,6 +18,7 @@ from proxy.fault_service import FaultService
 from proxy.http_route import HttpRoute
 from proxy.leases import FaultStore
 from proxy.metrics import ProxyMetrics
+from proxy.recording.service import RecordingService
 from proxy.tracing import install_tracing
 
 log = structlog.get_logger("brownout.proxy")
@@ -40,6 +41,7 @@ class ProxyServer:
         ]
         self.tracing = install_tracing(config, self.http_routes, self.metrics)  # None: tracing is off
         self.service = FaultService(config, self.store)
+        self.recordings = RecordingService(config, self.metrics.registry, {r.name: r.observers for r in self.http_routes})
         self._runners: list[web.AppRunner] = []
         self.admin_address: tuple[str, int] | None = None
         self.toxiproxy_address: tuple[str, int] | None = None
@@ -52,12 +54,15 @@ class ProxyServer:
                 started.append(route)
             await self._start_tcp()
             await self._add_static_faults()
-            admin = make_admin_app(self.service, self.metrics, self.describe_routes, self.config.admin.token)
+            await self.recordings.start()
+            admin = make_admin_app(self.service, self.metrics, self.describe_routes, self.config.admin.token,
+                                   self.recordings)
             self.admin_address = await self._serve(admin, self.config.admin.address.host, self.config.admin.address.port)
         except BaseException:
             for route in started:
                 route.stop_accepting()
                 await route.drain(0)
+            await self.recordings.close()
             raise
         self.store.start_sweeper()
         log.info("proxy_ready", admin=f"{self.admin_address[0]}:{self.admin_address[1]}",
@@ -117,6 +122,7 @@ class ProxyServer:
         for route in self.http_routes:
             route.stop_accepting()
         await asyncio.gather(*(route.drain(grace) for route in self.http_routes))
+        await self.recordings.close()  # after draining: the exchanges in flight are recorded too
         if self.tracing is not None:
             await self.tracing.close()
         await self.store.close()

@@ -19,11 +19,18 @@ Body = bytes | AsyncIterator[bytes] | None
 
 
 class Taps:
-    __slots__ = ("_taps", "wants_bodies")
+    """Every hook is a plain loop over a tuple (rebuilt when a tap is dropped): this runs several
+    times per followed exchange, so no per-call copies, name lookups or argument packing."""
 
-    def __init__(self, taps: list[ExchangeTap]) -> None:
-        self._taps = taps
-        self.wants_bodies = any(t.wants_bodies for t in taps)
+    __slots__ = ("_taps", "wants_bodies", "start")
+
+    def __init__(self, taps: list[ExchangeTap], start: ExchangeStart) -> None:
+        self.start = start  # its request id is the exchange's, from start to end
+        self._taps = tuple(taps)
+        wants = False
+        for tap in taps:  # a loop, not any(<generator>): this runs once per followed exchange
+            wants = wants or tap.wants_bodies
+        self.wants_bodies = wants
 
     @classmethod
     def open(cls, observers: Iterable[ExchangeObserver], start: ExchangeStart) -> Taps | None:
@@ -36,28 +43,40 @@ class Taps:
                 continue
             if tap is not None:
                 taps.append(tap)
-        return cls(taps) if taps else None
+        return cls(taps, start) if taps else None
 
-    def _each(self, method: str, *args: object) -> None:
-        for tap in list(self._taps):
-            try:
-                getattr(tap, method)(*args)
-            except Exception:
-                self._taps.remove(tap)
-                log.exception("tap_failed", tap=type(tap).__name__, hook=method)
+    def _failed(self, tap: ExchangeTap, hook: str) -> None:
+        self._taps = tuple(t for t in self._taps if t is not tap)
+        log.exception("tap_failed", tap=type(tap).__name__, hook=hook)
 
     def upstream_request(self, headers: list[tuple[bytes, bytes]]) -> None:
-        self._each("upstream_request", headers)
+        for tap in self._taps:
+            try:
+                tap.upstream_request(headers)
+            except Exception:
+                self._failed(tap, "upstream_request")
 
     def upstream_answered(self, status: int | None, cause: str | None = None) -> None:
-        self._each("upstream_answered", status, cause)
+        for tap in self._taps:
+            try:
+                tap.upstream_answered(status, cause)
+            except Exception:
+                self._failed(tap, "upstream_answered")
 
     def response_head(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
-        self._each("response_head", status, headers)
+        for tap in self._taps:
+            try:
+                tap.response_head(status, headers)
+            except Exception:
+                self._failed(tap, "response_head")
 
     def response_piece(self, piece: bytes) -> None:
         if piece:
-            self._each("response_piece", piece)
+            for tap in self._taps:
+                try:
+                    tap.response_piece(piece)
+                except Exception:
+                    self._failed(tap, "response_piece")
 
     def request_body(self, body: Body) -> Body:
         """The client's body, unchanged, with its pieces shown to the taps as they pass."""
@@ -69,13 +88,14 @@ class Taps:
         return self._tee(body)
 
     def _request_piece(self, piece: bytes) -> None:
-        for tap in list(self._taps):
-            if tap.wants_bodies and piece:
+        if not piece:
+            return
+        for tap in self._taps:
+            if tap.wants_bodies:
                 try:
                     tap.request_piece(piece)
                 except Exception:
-                    self._taps.remove(tap)
-                    log.exception("tap_failed", tap=type(tap).__name__, hook="request_piece")
+                    self._failed(tap, "request_piece")
 
     async def _tee(self, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         async for piece in pieces:
@@ -83,4 +103,8 @@ class Taps:
             yield piece
 
     def ended(self, end: ExchangeEnd) -> None:
-        self._each("ended", end)
+        for tap in self._taps:
+            try:
+                tap.ended(end)
+            except Exception:
+                self._failed(tap, "ended")

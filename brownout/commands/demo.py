@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import yaml
 
 from brownout import library
 from brownout.aio import run as run_async
+from brownout.corpus.output import atomic_text
 from brownout.experiment import load_experiment
 from brownout.liveview import LiveView
 from brownout.report import write_reports
@@ -22,6 +26,7 @@ from brownout.runner.context import RunOptions
 from brownout.runner.engine import run_experiment
 from faults.errors import InvalidInput
 from proxy.logs import configure_logging
+from proxy.recording import Redaction
 
 DEFAULT = "feature-store-latency"
 
@@ -42,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help=f"experiment library folder (default: ${library.ENV}, else the library installed "
                              "with brownout)")
     parser.add_argument("--quiet", action="store_true", help="no live view")
+    parser.add_argument("--record", type=Path, metavar="FILE",
+                        help="record the clients' traffic to the model API while it runs (JSONL, replayable)")
     parser.set_defaults(handler=handle)
 
 
@@ -66,7 +73,9 @@ async def _demo(args: argparse.Namespace, path: Path | None) -> int:
 
     print("starting the demo stack on 127.0.0.1 (the first start trains the model)...", flush=True)
     started = time.monotonic()
-    async with game_day(retry=requested_retry(path) if path else None) as day, demo_prometheus(day) as prometheus:
+    async with _record_dir(args.record) as record_dir, \
+            game_day(retry=requested_retry(path) if path else None, record_dir=record_dir) as day, \
+            demo_prometheus(day) as prometheus, _recorded(day, args.record):
         print(f"stack up in {time.monotonic() - started:.1f}s: clients → {day.target}/predict "
               f"(admin {day.admin_url}" + (f", Prometheus {prometheus.url})" if prometheus else ")")
               + f"; the model API retries: {day.retry.spec}", flush=True)
@@ -116,3 +125,34 @@ async def _serve(day: object) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _record_dir(out: Path | None) -> AsyncIterator[Path | None]:
+    """With ``--record``: a private folder for the proxy's recording, gone afterwards."""
+    if out is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="brownout-demo-rec-") as folder:
+        yield Path(folder)
+
+
+@contextlib.asynccontextmanager
+async def _recorded(day: object, out: Path | None) -> AsyncIterator[None]:
+    """With ``--record``: record the model-api route from now on, and save it to ``out`` at the end."""
+    if out is None:
+        yield
+        return
+    from brownout.demo.game_day import GameDay
+
+    assert isinstance(day, GameDay)
+    recordings = day.proxy.recordings
+    rid = recordings.start_recording("model-api", 1.0, None, None, Redaction()).id
+    try:
+        yield
+    finally:
+        recordings.end(rid, "stopped")
+        with atomic_text(out, "--record") as handle:
+            async for chunk in recordings.data(rid):
+                handle.buffer.write(chunk)
+        print(f"recorded {recordings.get(rid).stats.lines} exchanges with the model API to {out}", flush=True)

@@ -163,11 +163,12 @@ async def _sidecars(stack: AsyncExitStack, backends: Backends, *, host: str, pro
 @asynccontextmanager
 async def game_day(cache_dir: Path | None = None, *, host: str = "127.0.0.1", processes: bool = True,
                    feature_timeout_ms: float = 100.0, replicas: int = 2,
-                   retry: RetryPolicy | None = None) -> AsyncIterator[GameDay]:
+                   retry: RetryPolicy | None = None, record_dir: Path | None = None) -> AsyncIterator[GameDay]:
     """Start backends, the main proxy and one sidecar per GPU worker replica, then the model API wired through them.
 
     ``processes``: services and sidecars run as real processes (the main proxy stays in-process).
     ``retry``: the model API's policy; default ``BROWNOUT_DEMO_RETRY`` or ``DEFAULT_RETRY``.
+    ``record_dir``: the main proxy records there (``brownout demo --record``).
     """
     retry = retry if retry is not None else retry_from_env()
     async with AsyncExitStack() as stack:
@@ -182,8 +183,9 @@ async def game_day(cache_dir: Path | None = None, *, host: str = "127.0.0.1", pr
         ]
         if backends.redis_address is not None:
             routes.append({"name": "cache", "kind": "tcp", "listen": f"{host}:{free_port(host)}", "upstream": backends.redis_address})
+        record = {"record": {"dir": str(record_dir)}} if record_dir is not None else {}
         proxy = await stack.enter_async_context(_in_process(
-            _proxy_config(host, routes, toxiproxy_api={"listen": f"{host}:{free_port(host)}"})))
+            _proxy_config(host, routes, toxiproxy_api={"listen": f"{host}:{free_port(host)}"}, **record)))
         by_name = {r["name"]: r["listen"] for r in routes}
         settings = ModelApiSettings(
             feature_store_url=f"http://{by_name['feature-store']}",

@@ -13,10 +13,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationInfo,
+    field_validator,
+)
 
 from brownout.experiment.types import Duration, Fraction, InputFile, NonNegative, Positive, PositiveDuration
 from brownout.load.edgecases import EdgeCaseMix, parse_edge_cases
+from brownout.load.replay import ReplayShape, load_recorded, replay_shape
 from brownout.load.shapes import SHAPE_KEYS, AnyShape, parse_load_shape
 
 
@@ -141,6 +152,29 @@ class StressLoad(_LoadBase):
     max: Positive
 
 
+def _speed(value: Any, info: ValidationInfo) -> Any:
+    """``--time-scale 0.5`` halves every duration: a replay then goes twice as fast."""
+    scale = info.context.get("time_scale", 1.0) if isinstance(info.context, dict) else 1.0
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and scale > 0:
+        return value / scale
+    return value
+
+
+class ReplayLoad(_LoadBase):
+    """The recording in ``payloads`` at its recorded times (in the order its requests started),
+    ``speed`` times faster; open loop, for the recording's span divided by ``speed``."""
+
+    shape: Literal["replay"]
+    payloads: InputFile  # type: ignore[assignment]  # required: the recording
+    speed: Annotated[Positive, BeforeValidator(_speed)] = 1.0
+    _shape: ReplayShape | None = PrivateAttr(default=None)
+
+    def to_shape(self) -> ReplayShape:  # type: ignore[override]
+        if self._shape is None:
+            self._shape = replay_shape(load_recorded(self.payloads, by_time=True), self.speed)
+        return self._shape
+
+
 def _shape_of(value: Any) -> str | None:
     if isinstance(value, dict):
         shape = value.get("shape", "constant")
@@ -151,10 +185,11 @@ def _shape_of(value: Any) -> str | None:
 LoadShape = Annotated[
     Annotated[ConstantLoad, Tag("constant")] | Annotated[RampLoad, Tag("ramp")]
     | Annotated[SpikeLoad, Tag("spike")] | Annotated[SoakLoad, Tag("soak")]
-    | Annotated[StepsLoad, Tag("steps")] | Annotated[StressLoad, Tag("stress")],
+    | Annotated[StepsLoad, Tag("steps")] | Annotated[StressLoad, Tag("stress")]
+    | Annotated[ReplayLoad, Tag("replay")],
     Discriminator(_shape_of, custom_error_type="shape",
-                  custom_error_message="unknown shape; known: constant, ramp, spike, soak, steps, stress"),
+                  custom_error_message="unknown shape; known: constant, ramp, spike, soak, steps, stress, replay"),
 ]
 """Any load model (they share ``to_shape``, ``edge_case_mix``, ``duration_s`` and the common keys)."""
 
-AnyLoad = ConstantLoad | RampLoad | SpikeLoad | SoakLoad | StepsLoad | StressLoad
+AnyLoad = ConstantLoad | RampLoad | SpikeLoad | SoakLoad | StepsLoad | StressLoad | ReplayLoad

@@ -24,6 +24,7 @@ from brownout.experiment.model import ROUTE_BOUNDS, Experiment, FaultStep
 from brownout.experiment.schema import experiment_json_schema
 from brownout.library import resolve_reference
 from brownout.load.payloads import load_corpus
+from brownout.load.replay import load_recorded
 from brownout.load.shapes import parse_load_shape
 from brownout.load.stress import stress_sla
 from brownout.steady.golden import load_golden
@@ -168,6 +169,8 @@ def _semantic_errors(exp: Experiment) -> list[InvalidInput]:
             out.append(InvalidInput("needs a Brownout proxy in 'proxies': its own counters are what is judged",
                                     f"steady_state.sla.{key}"))
     predictions = exp.steady_state.predictions
+    if predictions is not None and predictions.replay is not None:
+        out += _replay_errors(exp)
     if predictions is not None and predictions.golden is not None:
         golden_errors = _catch(lambda: load_golden(predictions.golden), "steady_state.predictions.golden")
         out += golden_errors
@@ -178,6 +181,20 @@ def _semantic_errors(exp: Experiment) -> list[InvalidInput]:
                     out.append(InvalidInput("needs labels in the golden set ('label': 0 or 1)",
                                             f"steady_state.predictions.{name}"))
     return out
+
+
+def _replay_errors(exp: Experiment) -> list[InvalidInput]:
+    where = "steady_state.predictions.replay"
+    if exp.load.payloads is None:
+        return [InvalidInput("needs load.payloads: a recording, whose answers the replayed ones are compared with", where)]
+    errors = _catch(lambda: load_recorded(exp.load.payloads), "load.payloads")  # type: ignore[arg-type]
+    if errors:
+        return errors
+    answered = sum(r is not None for r in load_recorded(exp.load.payloads).responses)  # type: ignore[arg-type]
+    if not answered:
+        return [InvalidInput(f"load.payloads ({exp.load.payloads.name}) holds no recorded answer (response) to compare "
+                             "with: record it through the proxy, or import it with its responses", where)]
+    return []
 
 
 def _proxy_errors(exp: Experiment, i: int, step: FaultStep) -> list[InvalidInput]:

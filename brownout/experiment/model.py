@@ -27,6 +27,7 @@ from brownout.experiment.cost import CostSpec
 from brownout.experiment.faultcheck import build_step_fault, layer_of
 from brownout.experiment.load import LoadShape
 from brownout.experiment.probes import PromProbe
+from brownout.experiment.replay import ReplayAgreement
 from brownout.experiment.types import (
     Duration,
     Fraction,
@@ -168,6 +169,7 @@ class Predictions(_Model):
     model_versions: tuple[str, ...] | None = None  # allowed values (fnmatch patterns: fraud-hgb-*)
     model_version_path: JsonPathText = "$.model_version"
     echo: Echo | None = None
+    replay: ReplayAgreement | None = None  # needs load.payloads to be a recording (with answers)
 
     @model_validator(mode="after")
     def _needs(self) -> Predictions:

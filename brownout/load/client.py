@@ -48,10 +48,11 @@ class Job:
     (where its latency starts: the schedule, or the actual start if that was earlier) and
     ``deadline``."""
 
-    __slots__ = ("wire", "scheduled", "origin", "deadline", "tag", "retried", "trace")
+    __slots__ = ("wire", "scheduled", "origin", "deadline", "tag", "retried", "trace", "payload")
 
     def __init__(self, wire: bytes, scheduled: float, deadline: float, tag: object = None,
-                 origin: float | None = None) -> None:
+                 origin: float | None = None, payload: int | None = None) -> None:
+        self.payload = payload  # the corpus entry it was made from
         self.wire = wire
         self.scheduled = scheduled
         self.origin = scheduled if origin is None else origin

@@ -108,7 +108,7 @@ class _Engine:
         target = parse_target(url)
         self.loop = asyncio.get_running_loop()
         self.clock = clock or time.monotonic  # ns resolution; uvloop's loop.time() is ms
-        self.encode = payloads.encoder(target)
+        self.encode = payloads.indexed_encoder(target)
         self.client = HttpClient(target, self._on_done, connections=connections, request_timeout=timeout,
                                  keep_bodies=keep_bodies, clock=self.clock)
         self.cap = cap
@@ -179,7 +179,7 @@ class _Engine:
             t = self.next_t
             seq = self.scheduled
             self.scheduled += 1
-            wire, edge = self.encode(seq)  # drawn even when dropped: the seeded mix stays put
+            wire, edge, index = self.encode(seq)  # drawn even when dropped: the seeded mix stays put
             lag = rel - t
             if lag > self.lag_max:
                 self.lag_max = lag
@@ -190,7 +190,7 @@ class _Engine:
             else:
                 self.sent += 1
                 self.last_send = rel
-                job = Job(wire, t0 + t, t0 + t + self.timeout, edge, t0 + min(t, rel))
+                job = Job(wire, t0 + t, t0 + t + self.timeout, edge, t0 + min(t, rel), index)
                 if self.tracing is not None:
                     self.tracing.stamp(job)
                 client.submit(job)
@@ -233,7 +233,7 @@ class _Engine:
         if job.trace is not None:
             self.tracing.finish(job, status, error)  # type: ignore[union-attr]
         self._record(RequestRecord(job.scheduled - self.t0, now - job.origin, status, error, nbytes,
-                                   job.tag, False, body))  # type: ignore[arg-type]
+                                   job.tag, False, body, job.payload))  # type: ignore[arg-type]
         if self.ended.done() and self.client.in_flight == 0 and not self.drained.done():
             self.drained.set_result(None)
 

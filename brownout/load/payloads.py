@@ -41,6 +41,8 @@ _RECORDING_KEYS = frozenset({"ts", "faults", "response", "body_base64", "content
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 # A wire request: bytes to send, and the edge case it carries (None for normal traffic).
 Encoded = tuple[bytes, "str | None"]
+# The same, and the index of the corpus entry it was made from (None for an edge case).
+Indexed = tuple[bytes, "str | None", "int | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,17 +241,24 @@ def encode_request(
 
 
 class PayloadSource:
-    """Where requests come from: a corpus (or a plain GET) plus an edge-case mix, seeded."""
+    """Where requests come from: a corpus (or a plain GET) plus an edge-case mix, seeded.
+
+    ``ordered``: request ``seq`` uses entry ``seq`` (wrapping around) instead of a seeded draw;
+    a replay sends its recording so.
+    """
 
     def __init__(
         self,
         templates: Sequence[RequestTemplate] = (),
         edge_cases: EdgeCaseMix | None = None,
         seed: int = 0,
+        *,
+        ordered: bool = False,
     ) -> None:
         self.templates = tuple(templates)
         self.edge_cases = edge_cases or EdgeCaseMix()
         self.seed = seed
+        self.ordered = ordered
 
     @classmethod
     def from_file(cls, path: str | Path, edge_cases: EdgeCaseMix | None = None, seed: int = 0) -> PayloadSource:
@@ -257,21 +266,30 @@ class PayloadSource:
 
     def encoder(self, target: Target) -> Callable[[int], Encoded]:
         """A fast ``seq -> (wire bytes, edge case)``; static requests are encoded once."""
+        indexed = self.indexed_encoder(target)
+        return lambda seq: indexed(seq)[:2]  # type: ignore[return-value]
+
+    def indexed_encoder(self, target: Target) -> Callable[[int], Indexed]:
+        """``seq -> (wire bytes, edge case, corpus index)``: what the load generator sends and records."""
         rng = random.Random(self.seed)
         templates = self.templates or (RequestTemplate("GET", None, (), None),)
         cached = [self._encode(t, target, RenderContext(0, rng)) if t.static else None for t in templates]
         mix = self.edge_cases
         edge_ratio = mix.total_ratio
         count = len(templates)
+        ordered = self.ordered
+        known = bool(self.templates)  # a plain GET comes from no corpus: no index
 
-        def encode(seq: int) -> Encoded:
-            i = rng.randrange(count) if count > 1 else 0
+        def encode(seq: int) -> Indexed:
+            i = seq % count if ordered else rng.randrange(count) if count > 1 else 0
             if edge_ratio and rng.random() < edge_ratio:
                 spec = mix.pick(rng.random() * edge_ratio)
                 if spec is not None:
-                    return self._edge(templates[i], spec.name, target, RenderContext(seq, rng)), spec.name
+                    return self._edge(templates[i], spec.name, target, RenderContext(seq, rng)), spec.name, None
             wire = cached[i]
-            return (wire if wire is not None else self._encode(templates[i], target, RenderContext(seq, rng))), None
+            if wire is None:
+                wire = self._encode(templates[i], target, RenderContext(seq, rng))
+            return wire, None, i if known else None
 
         return encode
 

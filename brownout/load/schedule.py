@@ -14,7 +14,13 @@ from brownout.load.shapes import Shape
 
 
 def arrival_times(shape: Shape) -> Iterator[float]:
-    """Seconds since the start at which each request is due, in order, all < ``duration``."""
+    """Seconds since the start at which each request is due, in order, all < ``duration``
+    (a shape that knows its arrivals, a replay, gives them itself: ``arrival_offsets()``)."""
+    explicit = getattr(shape, "arrival_offsets", None)
+    offsets = explicit() if explicit is not None else None
+    if offsets is not None:
+        yield from offsets
+        return
     k = 0.5
     before = 0.0  # integral up to the current segment's start
     for seg in shape.segments():

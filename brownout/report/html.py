@@ -110,10 +110,28 @@ def _phases(view: ReportView) -> str:
         return ""
     rows = [([_e(p.phase), _e(_num(p.windows, "d")), _ok(p.held), _e(_num(p.sent, "d")), _e(_pct(p.error_rate)),
               _e(_num(p.throughput_rps, ".1f")), _e(_num(p.p50_ms, ".1f")), _e(_num(p.p95_ms, ".1f")),
-              _e(_num(p.p99_ms, ".1f")), _e(_pct(p.agreement)), _e(_num(p.psi, ".3f"))], p.held is False)
+              _e(_num(p.p99_ms, ".1f")), _e(_pct(p.agreement)), _e(_num(p.psi, ".3f")),
+              _e(_pct(p.replay.agreement) if p.replay is not None else "–")], p.held is False)
             for p in view.phases]
-    headers = ("phase", "windows", "held", "sent", "errors", "rps", "p50 ms", "p95 ms", "p99 ms", "agreement", "PSI")
-    return "<h2>Phases</h2>" + _table(headers, rows, frozenset(range(3, 11)) | {1})
+    headers = ("phase", "windows", "held", "sent", "errors", "rps", "p50 ms", "p95 ms", "p99 ms", "agreement", "PSI",
+               "replay")
+    return "<h2>Phases</h2>" + _table(headers, rows, frozenset(range(3, 12)) | {1}) + _replay(view)
+
+
+def _replay(view: ReportView) -> str:
+    """Which replayed answers disagreed with the recorded ones, and how."""
+    replayed = [p for p in view.phases if p.replay is not None]
+    if not replayed:
+        return ""
+    rows = []
+    for p in replayed:
+        r = p.replay
+        assert r is not None
+        kinds = ", ".join(f"{k} {n}" for k, n in r.kinds) or "none"
+        examples = "<br>".join(f"<code>{_e(e)}</code>" for e in r.examples)
+        rows.append(([_e(p.phase), _e(str(r.compared)), _e(_pct(r.agreement)), _e(kinds), examples], bool(r.kinds)))
+    return "<h3>Replay agreement</h3>" + _table(("phase", "compared", "agreed", "disagreements", "first examples"),
+                                               rows, frozenset({1, 2}))
 
 
 def _cost(view: ReportView) -> str:

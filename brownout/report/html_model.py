@@ -93,6 +93,17 @@ class PhaseRow:
     p99_ms: float | None
     agreement: float | None
     psi: float | None
+    replay: ReplaySummary | None = None
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    """A phase's replay agreement: answers compared, agreed, disagreements by kind, the first examples."""
+
+    compared: int
+    agreement: float | None
+    kinds: tuple[tuple[str, int], ...]
+    examples: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -274,7 +285,18 @@ def _phase(p: Mapping[str, Any], i: int) -> PhaseRow:
         error_rate=_num(stats.get("error_rate")), throughput_rps=_num(stats.get("throughput_rps")),
         p50_ms=_num(stats.get("p50_ms")), p95_ms=_num(stats.get("p95_ms")), p99_ms=_num(stats.get("p99_ms")),
         agreement=_num(quality.get("agreement")), psi=_num(quality.get("psi")),
+        replay=_replay(_map(quality.get("replay"), f"phases[{i}].quality.replay")),
     )
+
+
+def _replay(r: Mapping[str, Any]) -> ReplaySummary | None:
+    compared = _int(r.get("compared"))
+    if not compared:
+        return None
+    kinds = _map(r.get("disagreements"), "replay.disagreements")
+    return ReplaySummary(compared, _num(r.get("agreement")),
+                         tuple((str(k), _int(v) or 0) for k, v in kinds.items()),
+                         tuple(_text(e) for e in _list(r.get("examples"), "replay.examples")))
 
 
 def _recovery(r: Mapping[str, Any]) -> str | None:

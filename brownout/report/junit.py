@@ -17,7 +17,7 @@ from pathlib import Path
 
 from brownout.exit_codes import Outcome
 from brownout.report.journal import RunReport
-from brownout.steady.verdicts import RECOVERY
+from brownout.steady.verdicts import RECOVERY, REPLAY_SLI, Verdict
 
 _ERROR_OUTCOMES = (Outcome.COULD_NOT_RUN, Outcome.INTERRUPTED, Outcome.INVALID)
 
@@ -28,6 +28,16 @@ def _case(suite: ET.Element, classname: str, name: str, time: float = 0.0) -> ET
 
 def _phase_time(report: RunReport, phase: str) -> float:
     return sum(w.stats.end - w.stats.start for w in report.windows if w.phase == phase)
+
+
+def _explained(report: RunReport, verdict: Verdict) -> str:
+    """For a replay agreement verdict: which requests of its window disagreed, and how."""
+    if verdict.sli != REPLAY_SLI.name:
+        return ""
+    window = next((w for w in report.windows if w.index == verdict.window_index), None)
+    if window is None or not window.quality.replay_examples:
+        return ""
+    return "".join(f"\n  {example}" for example in window.quality.replay_examples)
 
 
 def junit_tree(report: RunReport) -> ET.ElementTree:
@@ -45,7 +55,7 @@ def junit_tree(report: RunReport) -> ET.ElementTree:
         if not check.ok:
             first = check.failures[0]
             failure = ET.SubElement(case, "failure", type="SLAViolation", message=first.message())
-            failure.text = "\n".join(v.message() for v in check.failures)
+            failure.text = "\n".join(v.message() + _explained(report, v) for v in check.failures)
         elif not check.judged:
             ET.SubElement(case, "skipped", message=check.message())
 

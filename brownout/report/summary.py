@@ -20,7 +20,7 @@ _HEADLINE = {
     Outcome.INTERRUPTED: "INTERRUPTED (cleanup done)",
 }
 _GOOD = {Outcome.HELD}
-_COLUMNS = ("phase", "windows", "sent", "err%", "drop%", "rps", "p50ms", "p95ms", "p99ms", "agree", "psi")
+_COLUMNS = ("phase", "windows", "sent", "err%", "drop%", "rps", "p50ms", "p95ms", "p99ms", "agree", "psi", "replay")
 
 
 def _num(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -99,8 +99,14 @@ def render_summary(report: RunReport, *, paths: Mapping[str, Path] | None = None
             s, q = p.stats, p.quality
             rows.append((p.phase, str(p.windows), str(s.sent), _num(s.error_rate, 100, 2), _num(s.dropped_rate, 100, 2),
                          _num(s.throughput_rps), _num(s.p50_ms), _num(s.p95_ms), _num(s.p99_ms),
-                         _num(q.agreement, 100, 1), _num(q.psi, 1, 3)))
+                         _num(q.agreement, 100, 1), _num(q.psi, 1, 3), _num(q.replay_agreement, 100, 1)))
         lines += ["", *_table(rows)]
+        for p in report.phases:
+            if p.quality.replay_disagreements:
+                kinds = ", ".join(f"{kind} {n}" for kind, n in p.quality.replay_disagreements)
+                lines.append(f"  replay, {p.phase}: {p.quality.replay_compared - p.quality.replay_agreed} of "
+                             f"{p.quality.replay_compared} answers disagreed ({kinds}); first:")
+                lines += [f"    {example}" for example in p.quality.replay_examples]
         streamed = [p for p in report.phases if p.streams is not None and p.streams.streams]
         if streamed:
             rows = [("phase", "streams", "broken", "ttft p50", "ttft p99", "itl p99", "goodput%")]

@@ -22,6 +22,7 @@ from brownout.load.distributed.coordinator import LoadJob
 from brownout.load.distributed.engine import EngineSettings, LocustEngine
 from brownout.load.distributed.protocol import ChecksWire
 from brownout.load.payloads import PayloadSource
+from brownout.load.replay import load_recorded
 from brownout.load.shapes import ConstantShape
 from brownout.load.stress import RunStep, load_step_runner
 from brownout.report.journal import TimelineEvent
@@ -74,9 +75,13 @@ class RunContext:
 
 
 def payload_source(exp: Experiment) -> PayloadSource | None:
-    """The experiment's payload corpus with its edge-case mix (None: GET the target)."""
+    """The experiment's payload corpus with its edge-case mix (None: GET the target); a replay
+    sends its recording in the order the requests started."""
     if exp.load.payloads is None:
         return None
+    if exp.load.shape == "replay":
+        recorded = load_recorded(exp.load.payloads, by_time=True)
+        return PayloadSource(recorded.templates, exp.load.edge_case_mix(), seed=exp.seed, ordered=True)
     return PayloadSource.from_file(exp.load.payloads, exp.load.edge_case_mix(), seed=exp.seed)
 
 

@@ -42,6 +42,7 @@ from brownout.runner.shape import HeldTail, baseline_shape
 from brownout.runner.stress import run_stress
 from brownout.runner.tracing import RunTracing
 from brownout.steady.checker import SteadyStateChecker, WindowResult
+from brownout.steady.replay import replay_judge
 from brownout.steady.verdicts import BASELINE, METHOD, RECOVERY, decide_outcome
 from brownout.windows import WindowAccumulator, WindowGrid
 from faults.errors import BrownoutError
@@ -62,7 +63,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
     steady = experiment.steady_state
     baseline_s = steady.baseline if steady.baseline is not None else 2 * steady.window
     plan = build_plan(experiment, lease=options.lease_s, baseline_s=baseline_s)
-    checker = SteadyStateChecker(steady, experiment.abort_when)
+    checker = SteadyStateChecker(steady, experiment.abort_when, replay=replay_judge(experiment))
     run = RunContext(experiment, plan, options, checker, None)
     hub = run.observers = ObserverHub(observers_for(experiment, options.pidfiles), checker)
     if options.view is not None:

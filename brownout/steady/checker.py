@@ -43,6 +43,7 @@ from brownout.steady.quality import (
     brier,
     precision_recall,
 )
+from brownout.steady.replay import ReplayJudge, ReplayTally
 from brownout.steady.streams import StreamSample, StreamStats, stream_stats
 from brownout.steady.verdicts import (
     BASELINE,
@@ -122,6 +123,7 @@ class _Quality:
     echo_checked: int = 0
     echo_mismatches: int = 0
     streams: list[StreamSample] = field(default_factory=list)
+    replay: ReplayTally = field(default_factory=ReplayTally)
 
     def add(self, check: ResponseCheck) -> None:
         self.responses += 1
@@ -141,6 +143,7 @@ class _Quality:
         self.echo_checked += other.echo_checked
         self.echo_mismatches += other.echo_mismatches
         self.streams = (self.streams + other.streams)[-STREAM_POOL:]
+        self.replay.merge(other.replay)
 
     def finish(self, reference: PsiReference | None, drift_sample: Sequence[float] | None = None) -> QualityStats:
         labelled = [(o.score, o.label) for o in self.outcomes if o.label is not None and o.score is not None]
@@ -155,11 +158,15 @@ class _Quality:
             agreement=agreement_rate(self.outcomes), psi=drift, precision=precision, recall=recall,
             brier=brier(scores, labels), violations=tuple(sorted(self.violations.items())),
             echo_checked=self.echo_checked, echo_mismatches=self.echo_mismatches,
+            replay_compared=self.replay.compared, replay_agreed=self.replay.agreed,
+            replay_disagreements=tuple(self.replay.kinds.most_common()),
+            replay_examples=tuple(str(d) for d in self.replay.examples),
         )
 
 
 class SteadyStateChecker:
-    def __init__(self, steady: SteadyState, abort_when: AbortWhen | None = None, *, origin: float = 0.0) -> None:
+    def __init__(self, steady: SteadyState, abort_when: AbortWhen | None = None, *, origin: float = 0.0,
+                 replay: ReplayJudge | None = None) -> None:
         self.steady = steady
         self.abort_when = abort_when
         self.grid = WindowGrid(steady.window, origin)
@@ -167,6 +174,7 @@ class SteadyStateChecker:
         self._predictions = predictions
         self._score = compile_path(predictions.score) if predictions and predictions.score else None
         self._invariants = Invariants.from_predictions(predictions)
+        self._replay = replay  # compares answers with those recorded for the same requests
         self._open: dict[int, tuple[WindowAccumulator, _Quality]] = {}
         self._next = 0  # the lowest window index not closed yet
         self._baseline_scores = Reservoir()
@@ -203,6 +211,8 @@ class SteadyStateChecker:
         if (self._predictions is not None and record.edge_case is None and 200 <= record.status < 300
                 and record.body is not None):
             slot[1].add(self._invariants.check(record.body))
+        if self._replay is not None and (outcome := self._replay.judge(record)) is not False:
+            slot[1].replay.add(outcome)  # type: ignore[arg-type]
 
     def merge_window(self, acc: WindowAccumulator, *, responses: int = 0, problems: Mapping[str, int] | None = None,
                      violations: Mapping[str, int] | None = None, scores: Sequence[float] = ()) -> bool:

@@ -133,6 +133,10 @@ class QualityStats:
     violations: tuple[tuple[str, int], ...] = ()  # (invariant category, responses breaking it)
     echo_checked: int = 0       # golden probes whose id echo was checked
     echo_mismatches: int = 0
+    replay_compared: int = 0    # answers compared with the recorded ones (replay agreement)
+    replay_agreed: int = 0
+    replay_disagreements: tuple[tuple[str, int], ...] = ()  # (kind, answers), most common first
+    replay_examples: tuple[str, ...] = ()  # the first disagreements: "line 12: score: $.score = 0.3, recorded ..."
 
     @property
     def valid_rate(self) -> float | None:
@@ -146,6 +150,10 @@ class QualityStats:
     def echo_mismatch_rate(self) -> float | None:
         return self.echo_mismatches / self.echo_checked if self.echo_checked else None
 
+    @property
+    def replay_agreement(self) -> float | None:
+        return self.replay_agreed / self.replay_compared if self.replay_compared else None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "responses": self.responses, "invalid": self.invalid, "valid_rate": self.valid_rate,
@@ -153,4 +161,7 @@ class QualityStats:
             "agreement": self.agreement, "psi": self.psi, "precision": self.precision,
             "recall": self.recall, "brier": self.brier, "violations": dict(self.violations),
             "echo_checked": self.echo_checked, "echo_mismatches": self.echo_mismatches,
+            "replay": {"compared": self.replay_compared, "agreed": self.replay_agreed,
+                       "agreement": self.replay_agreement, "disagreements": dict(self.replay_disagreements),
+                       "examples": list(self.replay_examples)},
         }

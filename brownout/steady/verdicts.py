@@ -123,6 +123,8 @@ INVARIANT_SLIS: tuple[Sli, ...] = (
 )
 MODEL_VERSION_SLI = Sli("model_version_skew_rate", "", "<=", lambda w, q: q.violation_rate(MODEL_VERSION))
 ECHO_SLI = Sli("echo_mismatch_rate", "", "<=", lambda w, q: q.echo_mismatch_rate)
+# Replayed answers that agree with the recorded ones (bound: predictions.replay.min_agreement).
+REPLAY_SLI = Sli("replay_agreement", "", ">=", lambda w, q: q.replay_agreement)
 ABORT_SLIS: tuple[Sli, ...] = (
     Sli("error_rate", "error_rate", "<=", lambda w, q: w.error_rate),
     Sli("latency_p99_ms", "latency_p99_ms", "<=", lambda w, q: w.p99_ms),
@@ -163,6 +165,10 @@ def evaluate_sla(stats: WindowStats, quality: QualityStats, sla: Sla, prediction
             bound = getattr(predictions, sli.bound_key)
             if bound is not None and (v := _judge(sli, bound, stats, quality, phase, active_faults, window)):
                 out.append(v)
+        replay = predictions.replay
+        if replay is not None and (v := _judge(REPLAY_SLI, replay.min_agreement, stats, quality, phase,
+                                               active_faults, window)):
+            out.append(v)
     return out
 
 

@@ -19,7 +19,8 @@ LIBRARY = REPO / "experiments"
 # Shorter for the long ones; a kill with a restart needs time for a process to come back.
 SCALE = {"soak": 0.02, "stress-to-failure": 0.1, "gpu-worker-killed": 0.5, "gpu-replica-killed": 0.5,
          # windows long enough that requests in flight at their edges do not tip a ratio
-         "gpu-retry-storm": 0.25, "gpu-retry-backoff": 0.25}
+         "gpu-retry-storm": 0.25, "gpu-retry-backoff": 0.25,
+         "replay-feature-store": 0.5}  # a replay at 0.15 is 6.7 times its recorded pace: too much for a cold stack
 NAMES = sorted(p.stem for p in LIBRARY.glob("*.yaml"))
 # "200 OK but wrong": the fault families that keep every status 200, and the SLI that must catch each.
 CAUGHT_WITH_200 = {
@@ -33,6 +34,7 @@ CAUGHT_WITH_200 = {
     # Failover and fallback: GPU replicas reset or dead, the degraded score answers with 200.
     "dropped-connections": "golden_agreement", "gpu-all-replicas-killed": "golden_agreement",
     "llm-preemption-stalls": "itl_p99_ms",
+    "replay-feature-store": "replay_agreement",
 }
 # The GPU failover game days' own checks (see _check_gpu_game_day).
 GPU_GAME_DAYS = {"gpu-replica-killed", "gpu-all-replicas-killed", "gpu-worker-killed", "gpu-queue-overflow"}

@@ -34,9 +34,10 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, negative_data_rejection]
 
 
-def _config(token: str | None) -> dict[str, Any]:
+def _config(token: str | None, record_dir: Any) -> dict[str, Any]:
     return {
         "admin": {"token": token} if token else {},
+        "record": {"dir": str(record_dir), "max_bytes": "10MiB", "max_file_bytes": "1MiB"},
         "fault_ttl": {"default": "1m", "max": "10m"},
         "routes": [{"name": "api", "upstream": "http://127.0.0.1:9"},
                    {"name": "cache", "kind": "tcp", "upstream": "127.0.0.1:9"}],
@@ -46,7 +47,7 @@ def _config(token: str | None) -> dict[str, Any]:
 
 @pytest.fixture(params=["no-token", "token"])
 def admin(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[ProxyProcess]:
-    proxy = start_proxy(tmp_path, _config(TOKEN if request.param == "token" else None))
+    proxy = start_proxy(tmp_path, _config(TOKEN if request.param == "token" else None, tmp_path / "recordings"))
     yield proxy
     proxy.stop()
 
@@ -61,7 +62,7 @@ def test_every_endpoint_conforms_to_the_document(admin: ProxyProcess, mode: Gene
     schema = schemathesis.openapi.from_url(admin.admin + "/openapi.json", timeout=10)
     checks = CHECKS + ([ignored_auth] if admin.token else [])
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 9
+    assert len(operations) == 15
 
     for operation in operations:
         if mode is GenerationMode.NEGATIVE and not (len(operation.path_parameters) or len(operation.body)):
@@ -81,14 +82,17 @@ def test_every_endpoint_conforms_to_the_document(admin: ProxyProcess, mode: Gene
 
 
 def test_sequences_that_follow_the_links(admin: ProxyProcess) -> None:
-    """Stateful: a created fault's id is read, patched and deleted through the document's links."""
+    """Stateful: a created fault's (or recording's) id is read, patched and deleted through the document's links."""
     schema = schemathesis.openapi.from_url(admin.admin + "/openapi.json", timeout=10)
     checks = CHECKS + ([ignored_auth] if admin.token else [])
     steps: list[tuple[str, int]] = []
 
     class Machine(schema.as_state_machine()):  # type: ignore[misc]
-        def setup(self) -> None:  # every scenario starts from no fault, so a replay replays
+        def setup(self) -> None:  # every scenario starts from no fault and no recording, so a replay replays
             requests.delete(admin.admin + "/faults", headers=admin.headers(), timeout=10).raise_for_status()
+            for rec in requests.get(admin.admin + "/recordings", headers=admin.headers(), timeout=10).json():
+                requests.delete(f"{admin.admin}/recordings/{rec['id']}", headers=admin.headers(),
+                                timeout=10).raise_for_status()
 
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
             return {"base_url": admin.admin, "headers": admin.headers(), "timeout": 10}
@@ -104,13 +108,14 @@ def test_sequences_that_follow_the_links(admin: ProxyProcess) -> None:
 
 
 def test_the_document_is_generated_from_the_request_models(tmp_path: Any) -> None:
-    proxy = start_proxy(tmp_path, _config(TOKEN))
+    proxy = start_proxy(tmp_path, _config(TOKEN, tmp_path / "recordings"))
     try:
         doc = requests.get(proxy.admin + "/openapi.json", timeout=10).json()  # open, like /healthz
     finally:
         proxy.stop()
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) == {"/healthz", "/metrics", "/openapi.json", "/routes", "/faults", "/faults/{id}"}
+    assert set(doc["paths"]) == {"/healthz", "/metrics", "/openapi.json", "/routes", "/faults", "/faults/{id}",
+                                 "/recordings", "/recordings/{id}", "/recordings/{id}/data"}
     request = doc["components"]["schemas"]["FaultRequest"]
     assert request["additionalProperties"] is False and request["required"] == ["type", "route"]
     assert set(known_kinds()) <= set(request["properties"]["type"]["enum"])
@@ -119,5 +124,9 @@ def test_the_document_is_generated_from_the_request_models(tmp_path: Any) -> Non
     assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/FaultRequest"}
     assert {"201", "400", "401", "403", "409", "413", "415"} <= set(post["responses"])
     assert doc["security"] == [{"bearer": []}] and doc["paths"]["/healthz"]["get"]["security"] == []
+    recording = doc["components"]["schemas"]["RecordingRequest"]
+    assert recording["required"] == ["route"] and recording["properties"]["route"]["enum"] == ["api"]  # http only
+    data = doc["paths"]["/recordings/{id}/data"]["get"]["responses"]
+    assert "application/x-ndjson" in data["200"]["content"] and "401" in data
     error = doc["components"]["schemas"]["ErrorBody"]
     assert {"error", "field"} <= set(error["required"])
