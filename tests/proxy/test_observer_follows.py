@@ -14,6 +14,16 @@ from proxy.observers import ExchangeEnd, ExchangeObserver, ExchangeStart, Exchan
 from proxy.server import ProxyServer
 
 
+class Ends(ExchangeTap):
+    __slots__ = ("into",)
+
+    def __init__(self, into: list[ExchangeEnd]) -> None:
+        self.into = into
+
+    def ended(self, end: ExchangeEnd) -> None:
+        self.into.append(end)
+
+
 class EveryOther(ExchangeObserver):
     """Follows every second exchange; counts what it is asked."""
 
@@ -28,9 +38,7 @@ class EveryOther(ExchangeObserver):
 
     def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
         self.started.append(start)
-        tap = ExchangeTap()
-        tap.ended = self.ended.append  # type: ignore[method-assign]
-        return tap
+        return Ends(self.ended)
 
 
 class WatchesAll(ExchangeObserver):
