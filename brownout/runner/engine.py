@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from brownout.exit_codes import Outcome, outcome_for
+from brownout.fleet.report import fleet_event
 from brownout.experiment.model import Experiment
 from brownout.load.generator import run_load
 from brownout.load.shapes import Shape, StressShape
@@ -25,7 +26,7 @@ from brownout.records import RequestRecord
 from brownout.report.journal import RunReport
 from brownout.runner.context import RunContext, RunOptions, payload_source
 from brownout.runner.plan import build_plan
-from brownout.runner.preflight import check_proxies, check_target
+from brownout.runner.preflight import check_target
 from brownout.runner.probes import probe_grace, start_probes
 from brownout.runner.progress import Progress
 from brownout.runner.shape import HeldTail, baseline_shape
@@ -58,9 +59,9 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
         async with plan.clients(), aiohttp.ClientSession() as session:
             try:
                 await check_target(session, experiment.target.url)
-                await check_proxies(experiment, plan.admin_clients)
+                await plan.prepare(say=_say(options))
                 run.t0 = time.monotonic()  # run second 0: the load starts now, whatever preflight took
-                run.event("preflight_passed")
+                run.event("preflight_passed", **fleet_event(plan))
                 stress = isinstance(plan.body_shape, StressShape)
                 if stress:
                     extra = await run_stress(run, session)
@@ -91,7 +92,14 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
         timeline=run.events, windows=checker.results, phases=checker.phase_results(),
         checks=checker.checks(recovery), injections=list(plan.timeline.happened),
         recovery=recovery, source=str(experiment.source) if experiment.source else None, extra=extra,
+        fleet=plan.fleet,
     )
+
+
+def _say(options: RunOptions) -> Callable[[str], None] | None:
+    """Preflight's lines (the fleet as resolved) go where the live view goes."""
+    view = options.view
+    return None if view is None else lambda line: print(line, file=view.stream, flush=True)
 
 
 def _reason(outcome: Outcome, checker: SteadyStateChecker, recovery: Any) -> str:
@@ -192,6 +200,8 @@ async def _method(run: RunContext, session: aiohttp.ClientSession, baseline_s: f
     run.event("method_started", faults=len(timeline.faults), actions=len(timeline.actions))
     stop = asyncio.Event()
     player = asyncio.ensure_future(timeline.run(origin=run.t0, method_at=method_at))
+    # A step that fails (a sidecar lost) ends the load at once; its error is raised below.
+    player.add_done_callback(lambda task: task.cancelled() or task.exception() is None or stop.set())
     watcher = asyncio.ensure_future(_watch_faults(run))
     try:
         await _load(run, session, shape, method_at, phase_of, stop, baseline=False)
