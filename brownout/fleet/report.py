@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from brownout.fleet.records import Arming, FleetRecord
 from brownout.fleet.sink import GroupSink
 
 if TYPE_CHECKING:
@@ -28,9 +29,11 @@ def dry_run_lines(plan: Plan) -> list[str]:
         end = timeline.fault_end(fault)
         sink = fault.sink
         if isinstance(sink, GroupSink):
+            # the method's first faults start a lead late: they are staged as the method starts
+            start = max(fault.at, fault.lead_s)
             staged = f"stage at +{max(0.0, fault.at - fault.lead_s):.3f}s, " if fault.synchronized else "add at "
             lines.append(f"method[{fault.step}] {fault.body['type']}@{fault.body['route']} on {sink.name} "
-                         f"({sink.targets}; min_armed {sink.min_armed}): {staged}start at +{fault.at:g}s, "
+                         f"({sink.targets}; min_armed {sink.min_armed}): {staged}start at +{start:g}s, "
                          f"end at +{end:g}s")
             lines += [f"    {admin}" for admin in sink.sidecars]
         else:
@@ -38,4 +41,29 @@ def dry_run_lines(plan: Plan) -> list[str]:
                          f"add at +{fault.at:g}s, remove at +{end:g}s")
     for action in timeline.actions:
         lines.append(f"method[{action.step}] {action.name}@{action.target} at +{action.at:g}s")
+    return lines
+
+
+def fleet_lines(record: FleetRecord) -> list[str]:
+    """The summary's fleet block: each group as resolved at preflight."""
+    lines = ["  fleet (resolved at preflight):"]
+    for g in record.groups:
+        lines.append(f"    proxies[{g.index}] {g.label} ({g.how}): {len(g.sidecars)} sidecar(s)")
+        lines += [f"      {admin}" + (f"  rtt {g.rtt_ms[admin]:.1f} ms" if admin in g.rtt_ms else "")
+                  for admin in g.sidecars]
+    return lines
+
+
+def fleet_injection_lines(arming: Arming | None) -> list[str]:
+    """Under an injection on a group: who got it, and how close together they started and ended."""
+    if arming is None or (arming.targets.endswith(" 1 of 1") and not arming.failed):
+        return []  # a single proxy: nothing to say
+    skews = []
+    if arming.arm_skew_ms is not None:
+        skews.append(f"arm skew {arming.arm_skew_ms:.2f} ms")
+    if arming.disarm_skew_ms is not None:
+        skews.append(f"disarm skew {arming.disarm_skew_ms:.2f} ms")
+    lines = [f"      {arming.group} ({arming.targets})" + (f": {', '.join(skews)}" if skews else "")]
+    lines += [f"        {admin}" for admin in arming.sidecars]
+    lines += [f"        {admin}: {why}" for admin, why in arming.failed.items()]
     return lines
