@@ -32,7 +32,7 @@ class Sidecar:
     def from_url(cls, url: str) -> Sidecar:
         parts = urlsplit(url)
         host = parts.hostname or ""
-        port = parts.port or _DEFAULT_PORT.get(parts.scheme, 80)
+        port = parts.port if parts.port is not None else _DEFAULT_PORT.get(parts.scheme, 80)
         try:
             address = ipaddress.ip_address(host)
             key = (0, address.version, f"{int(address):039d}", port)
@@ -64,7 +64,8 @@ def admin_url(scheme: str, address: str, port: int) -> str:
 async def resolve_name(url: str) -> tuple[Sidecar, ...]:
     """Every address ``url``'s host name resolves to now, as admin URLs, sorted."""
     parts = urlsplit(url)
-    host, port = parts.hostname or "", parts.port or _DEFAULT_PORT.get(parts.scheme, 80)
+    host = parts.hostname or ""
+    port = parts.port if parts.port is not None else _DEFAULT_PORT.get(parts.scheme, 80)
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -31,7 +31,7 @@ RTT_SAMPLES = 3
 def lead_for(rtt_s: float, members: int) -> float:
     """How far ahead a step is staged: a few round trips, one more per member (the calls share
     one event loop), never under ``MIN_LEAD_S``."""
-    return min(MAX_LEAD_S, max(MIN_LEAD_S, (3 + members) * rtt_s))
+    return round(min(MAX_LEAD_S, max(MIN_LEAD_S, (3 + members) * rtt_s)), 3)
 
 
 def describe_targets(step: FaultStep, chosen: int, size: int) -> str:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import subprocess
 import time
 from datetime import datetime
+
+import requests
 
 from brownout.experiment.proxies import Targets
 from brownout.fleet.targets import choose
@@ -99,7 +103,7 @@ def test_the_fleet_kill_switch_clears_every_sidecar_and_names_the_unreachable(cl
     fleet = clean
     for i in range(5):
         for n in range(i + 1):  # sidecar i holds i + 1 faults
-            response = __import__("requests").post(fleet.admin(i) + "/faults", json={
+            response = requests.post(fleet.admin(i) + "/faults", json={
                 "type": "latency", "route": "api", "id": f"f{n}", "params": {"delay_ms": 1}}, timeout=10)
             assert response.status_code == 201
     fleet.kill(4)
@@ -125,21 +129,64 @@ def test_the_dry_run_prints_the_plan_and_changes_nothing(clean: Fleet) -> None:
                              {"fault": "error", "route": "api", "at": "0s", "params": {"status": 503}}],
                             safety={"max_targets_percent": 100})
     before = [len(fleet.added(i)) for i in range(5)]
+    journal = fleet.folder / "reports" / "journal.json"
+    written = journal.stat().st_mtime_ns if journal.exists() else None
     result = fleet.run("run", "--dry-run", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "nothing will be changed" in out and "the plan is valid" in out
-    assert "method[0] latency@api on sidecars (percent 40: 2 of 5; min_armed 2): stage at +0.900s, start at +1s, " \
-           "end at +2s" in out
-    assert "method[1] error@api on sidecars (all: 5 of 5; min_armed 5): stage at +0.000s, start at +0.1s" in out
+    lead = float(re.search(r"faults staged (\d+) ms ahead", out).group(1)) / 1000  # a few measured round trips
+    assert f"method[0] latency@api on sidecars (percent 40: 2 of 5; min_armed 2): stage at +{1 - lead:.3f}s, " \
+           "start at +1s, end at +2s" in out
+    assert f"method[1] error@api on sidecars (all: 5 of 5; min_armed 5): stage at +0.000s, start at +{lead:g}s" in out
     for i in range(5):
         assert fleet.admin(i) in out
         assert fleet.faults(i) == []
         assert len(fleet.added(i)) == before[i]  # no POST /faults reached any sidecar
-    assert not (fleet.folder / "reports" / "journal.json").exists() or \
-        fleet.journal()["experiment"]["title"] != "dry"
+    assert (journal.stat().st_mtime_ns if journal.exists() else None) == written  # no run, no report
     # a step over the safety cap is refused before anything runs: exit 3, the step named
     capped = fleet.experiment([{**LATENCY, "targets": {"mode": "fixed", "value": 3}}], name="capped.yaml",
                               safety={"max_targets_percent": 50})
     refused = fleet.run("run", "--dry-run", str(capped))
     assert refused.returncode == 3 and "method[0].targets" in refused.stderr and "3 of 5" in refused.stderr
+
+
+def _after_preflight(runner: subprocess.Popen[str]) -> None:
+    """Read the runner's output up to the fleet it resolved at preflight."""
+    assert runner.stdout is not None
+    deadline = time.monotonic() + 30
+    for line in runner.stdout:
+        if line.startswith("proxies[0]"):
+            return
+        assert time.monotonic() < deadline
+    raise AssertionError("the runner never printed the fleet")
+
+
+def test_a_sidecar_that_cannot_be_armed_ends_the_run_and_the_others_are_disarmed(clean: Fleet) -> None:
+    fleet = clean
+    path = fleet.experiment([{**LATENCY, "at": "1.5s", "duration": "1s"}])
+    runner = fleet.popen("run", str(path))
+    _after_preflight(runner)
+    fleet.kill(4)  # after preflight, before the step is armed
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 4, out + err
+    journal = fleet.journal()
+    [injection] = journal["injections"]
+    assert "could not arm 1 sidecar" in injection["error"] and fleet.admin(4) in injection["error"]
+    assert fleet.admin(4) in injection["arming"]["failed"]
+    for i in range(4):
+        assert injection["id"] in fleet.added(i) and fleet.faults(i) == []  # armed, then removed at once
+
+
+def test_min_armed_lets_the_step_go_on_without_a_lost_sidecar(clean: Fleet) -> None:
+    fleet = clean
+    path = fleet.experiment([{**LATENCY, "at": "1.5s", "duration": "1s", "targets": {"mode": "all", "min_armed": 4}}])
+    runner = fleet.popen("run", str(path))
+    _after_preflight(runner)
+    fleet.kill(4)
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, out + err
+    [injection] = fleet.journal()["injections"]
+    arming = injection["arming"]
+    assert set(arming["activated"]) == {fleet.admin(i) for i in range(4)} and list(arming["failed"]) == [fleet.admin(4)]
+    assert injection["removed"] and all(fleet.faults(i) == [] for i in range(4))
