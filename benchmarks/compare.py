@@ -4,7 +4,7 @@
     .venv/bin/python -m benchmarks.compare before=/tmp/before after=. after+10f=.:faults
 
 Each variant is ``NAME=DIR`` (a tree holding proxy/, faults/, brownout/), with ``:faults`` to add
-10 non-matching faults. Every variant runs as ``brownout proxy`` pinned to the server CPU; runs
+10 non-matching faults, or ``:rate_limit`` for a rate_limit that admits every request. Every variant runs as ``brownout proxy`` pinned to the server CPU; runs
 are interleaved and medians kept. The column to trust on a busy machine is CPU µs per request.
 """
 
@@ -25,6 +25,7 @@ from benchmarks.harness import (
     SUT_CPU,
     VENV_BIN,
     Stack,
+    add_admitting_rate_limit,
     add_idle_faults,
     free_port,
     median,
@@ -37,7 +38,7 @@ WORKLOADS = {"json c8": ("/json", 8), "json c64": ("/json", 64), "1m c8": ("/1m"
 MAIN = "import sys; sys.path.insert(0, '.'); from brownout.cli import main; sys.exit(main())"
 
 
-def start_variant(stack: Stack, name: str, tree: str, upstream: int, faults: bool) -> tuple[int, int]:
+def start_variant(stack: Stack, name: str, tree: str, upstream: int, flag: str) -> tuple[int, int]:
     port, admin = free_port(), free_port()
     conf = stack.workdir / f"{name}.yaml"
     conf.write_text(f"admin: {{listen: '127.0.0.1:{admin}'}}\nfault_ttl: {{default: 1h, max: 1h}}\nroutes:\n"
@@ -48,8 +49,10 @@ def start_variant(stack: Stack, name: str, tree: str, upstream: int, faults: boo
     stack.procs.append(proc)
     wait_listening(admin)
     wait_listening(port)
-    if faults:
+    if flag == "faults":
         add_idle_faults(admin, "bench", 10)
+    elif flag == "rate_limit":
+        add_admitting_rate_limit(admin, "bench")
     return port, proc.pid
 
 
@@ -80,7 +83,7 @@ def main() -> int:
             for spec in args.variants:
                 name, _, rest = spec.partition("=")
                 tree, _, flag = rest.partition(":")
-                targets[name] = start_variant(stack, name, tree, up, flag == "faults")
+                targets[name] = start_variant(stack, name, tree, up, flag)
             for port, _ in targets.values():
                 wrk(f"http://127.0.0.1:{port}/json", 64, 1)
             results: dict[tuple[str, str], list] = {}

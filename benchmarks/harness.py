@@ -182,6 +182,12 @@ def add_idle_faults(admin_port: int, route: str, count: int = 10) -> None:
                                            "match": {"path": f"/never/{i}/*"}, "ttl": "1h"})
 
 
+def add_admitting_rate_limit(admin_port: int, route: str) -> None:
+    """A ``rate_limit`` on every request whose budget never runs out: the cost of keeping it."""
+    admin_post(admin_port, "/faults", {"type": "rate_limit", "route": route, "ttl": "1h",
+                                       "params": {"requests_per_minute": 1e9}})
+
+
 def rss_kb(pid: int) -> int:
     """Resident set of ``pid`` and its children (nginx master + worker), in KiB."""
     total = 0

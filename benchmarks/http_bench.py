@@ -1,4 +1,5 @@
-"""HTTP pass-through, side by side: direct, nginx, Brownout (0 and 10 idle faults), mitmproxy.
+"""HTTP pass-through, side by side: direct, nginx, Brownout (0 and 10 idle faults, and a rate_limit
+that admits everything), mitmproxy.
 
 One upstream nginx (on the load CPU, next to wrk) serves a 300-byte JSON and a 1 MiB file.
 Each proxy under test is pinned to the other CPU. The runs are interleaved (run 1 of every
@@ -16,6 +17,7 @@ from benchmarks.harness import (
     SUT_CPU,
     Stack,
     WrkResult,
+    add_admitting_rate_limit,
     add_idle_faults,
     free_port,
     median,
@@ -66,13 +68,15 @@ def start_targets(stack: Stack) -> dict[str, tuple[int, int | None]]:
                 http_extra=f"upstream up {{ server 127.0.0.1:{up}; keepalive 256; }}")
     targets["nginx"] = (ngx, stack.procs[-1].pid)
 
-    for name, faults in (("brownout", 0), ("brownout+10 faults", 10)):
+    for name in ("brownout", "brownout+10 faults", "brownout+rate_limit"):
         port = free_port()
-        admin = stack.brownout(name.replace("+", "-").replace(" ", "-"), SUT_CPU,
+        admin = stack.brownout(name.replace("+", "-").replace(" ", "-").replace("_", "-"), SUT_CPU,
                                [{"name": "bench", "kind": "http", "listen": f"127.0.0.1:{port}",
                                  "upstream": f"http://127.0.0.1:{up}"}])
-        if faults:
-            add_idle_faults(admin, "bench", faults)
+        if name == "brownout+10 faults":
+            add_idle_faults(admin, "bench", 10)
+        elif name == "brownout+rate_limit":  # every request selected, counted and answered with its headers
+            add_admitting_rate_limit(admin, "bench")
         targets[name] = (port, stack.procs[-1].pid)
 
     exe = mitmdump()

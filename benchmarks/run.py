@@ -73,6 +73,13 @@ def http_section(rows: list[http_bench.HttpRow], exact: dict[str, bool]) -> list
             f"({by[('brownout+10 faults', w.name)].rps / by[('brownout', w.name)].rps - 1:+.0%} req/s)"
             for w in http_bench.WORKLOADS[:3])
         out += ["", f"Cost of 10 active non-matching faults, vs Brownout with none: {cost}."]
+    if ("brownout+rate_limit", "json c8") in by:
+        cost = ", ".join(
+            f"{w.name} {by[('brownout+rate_limit', w.name)].cpu_us / by[('brownout', w.name)].cpu_us:.2f}× CPU/req "
+            f"({by[('brownout+rate_limit', w.name)].cpu_us:.0f} vs {by[('brownout', w.name)].cpu_us:.0f} µs)"
+            for w in http_bench.WORKLOADS[:2])
+        out += ["", f"Cost of a rate_limit that admits every request (a token bucket, its x-ratelimit-* headers), "
+                    f"vs Brownout with no fault: {cost}."]
     return out
 
 

@@ -52,10 +52,22 @@ Faults never touch ``random``, ``time`` or ``asyncio.sleep``: they use ``ex.rng`
 once when the fault is added and its result is ``ex.state`` in every exchange; a PATCH keeps
 the state object and calls the new parameters' ``reconfigure_state(state)``.
 
+**Stateful kinds** (``stateful = True``: a budget or a queue shared by every request they
+see, such as ``rate_limit``) refuse the counting parts of a match (``probability``,
+``first_n``, ``every_nth``, ``max_injections``): requests they skipped would bypass the budget.
+Path, method, header and body conditions still choose which requests share it.
+
+**The request's JSON body** is parsed for a fault only when it needs it: a match with a body
+condition, or ``needs_request_json()`` true (``rate_limit`` reads ``max_tokens``). Then
+``ex.request_json`` is the parsed body (or not set when it is not JSON).
+
 **Reports.** ``ex.report(delay_ms=412.3)`` records what the fault did (flat details: str,
 int, float, bool; later keys overwrite). The proxy makes one ``FaultEffect`` record per fault
 per exchange of them, for the ``fault_injected`` log event, the metrics and the route's
-observers.
+observers. A fault that refuses a request for lack of capacity reports ``rejected=<reason>``
+(``rate_limit``: ``requests``/``tokens``; ``concurrency_limit``: ``queue_full``/``queue_timeout``),
+which the proxy counts in ``brownout_fault_rejections_total``; a state with ``queue_depth`` and
+``in_flight`` is exported as gauges.
 """
 
 from __future__ import annotations
@@ -272,6 +284,7 @@ class Fault:
     """Base of every HTTP fault kind (see the module docstring for the contract)."""
 
     kind: ClassVar[str] = ""
+    stateful: ClassVar[bool] = False  # refuses count and probability matches (see the module docstring)
     request_body_edit: ClassVar[BodyEdit] = BodyEdit.NONE
     response_body_edit: ClassVar[BodyEdit] = BodyEdit.NONE
     # Parsing of parameters from JSON/YAML: unknown parameters are errors, never ignored.
@@ -316,6 +329,10 @@ class Fault:
     def response_edit(self, ex: Exchange) -> BodyEdit:
         """What ``wrap_response_body`` does to the bytes of this exchange (asked after ``on_response``)."""
         return self.response_body_edit
+
+    def needs_request_json(self) -> bool:
+        """Whether this fault reads ``ex.request_json`` (the proxy then parses the request body)."""
+        return False
 
     def new_state(self) -> Any:
         """State kept across exchanges (``ex.state``), made once when the fault is added; None: none."""

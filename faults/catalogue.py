@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from faults.base import ASYNC_HOOKS, Fault, Hook
+from faults.concurrency_limit import ConcurrencyLimitFault
 from faults.corrupt import CorruptFault
 from faults.down import DownFault
 from faults.error import ErrorFault
@@ -17,6 +18,7 @@ from faults.errors import InvalidInput
 from faults.hang import HangFault
 from faults.latency import LatencyFault
 from faults.match import MATCH_ALL, Match
+from faults.rate_limit import RateLimitFault
 from faults.ml.crossed_responses import CrossedResponsesFault
 from faults.ml.default_features import DefaultFeaturesFault
 from faults.ml.missing_features import MissingFeaturesFault
@@ -43,6 +45,9 @@ KINDS: tuple[type[Fault], ...] = (
     TruncateFault,
     ThrottleFault,
     CorruptFault,
+    # capacity: stateful budgets and queues shared by the requests they match
+    RateLimitFault,
+    ConcurrencyLimitFault,
     # ML-aware kinds (faults/ml/) and LLM stream faults
     MissingFeaturesFault,
     DefaultFeaturesFault,
@@ -127,6 +132,22 @@ def build_fault(kind: str, params: Mapping[str, Any] | None) -> Fault:
 
 def build_match(data: Mapping[str, Any] | None) -> Match:
     return MATCH_ALL if not data else parse_model(Match, data, "match")
+
+
+_COUNTING = ("probability", "first_n", "every_nth", "max_injections")
+
+
+def check_match(fault: Fault, match: Match) -> None:
+    """Refuse a match that cannot compose with ``fault``: a stateful kind keeps one budget (or
+    queue) for every request it matches, so skipping some by chance or by count would let
+    them bypass it."""
+    if not type(fault).stateful:
+        return
+    for key in _COUNTING:
+        value = getattr(match, key)
+        if value is not None and not (key == "probability" and value == 1.0):
+            raise InvalidInput(f"{fault.kind} keeps one budget for every request it matches, so it takes no "
+                               f"{key}; choose its requests with methods, path, headers or body", f"match.{key}")
 
 
 def describe(cls: type[Fault]) -> dict[str, Any]:

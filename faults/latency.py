@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, Phase, require
+from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, Phase
+from faults.distributions import DistributionName, check_shape
+from faults.distributions import draw_ms as draw
 
 
 @dataclass(frozen=True)
@@ -23,31 +25,19 @@ class LatencyFault(Fault):
 
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
-    distribution: Literal["fixed", "uniform", "normal", "lognormal", "pareto"] = "fixed"
+    distribution: DistributionName = "fixed"
     sigma: float = 0.5
     alpha: float = 2.0
     max_ms: float = 60_000.0
     phase: Literal["request", "response"] = "request"
 
     def validate(self) -> None:
-        require(self.delay_ms >= 0, "delay_ms", "must be >= 0")
-        require(self.jitter_ms >= 0, "jitter_ms", "must be >= 0")
-        require(self.max_ms >= 0, "max_ms", "must be >= 0")
-        require(self.sigma > 0, "sigma", "must be > 0")
-        require(self.alpha > 0, "alpha", "must be > 0")
+        check_shape(("delay_ms", self.delay_ms), ("jitter_ms", self.jitter_ms), ("sigma", self.sigma),
+                    ("alpha", self.alpha), ("max_ms", self.max_ms))
 
     def draw_ms(self, ex: Exchange) -> float:
-        rng = ex.rng
-        match self.distribution:
-            case "fixed" | "uniform":
-                value = self.delay_ms + (rng.uniform(-self.jitter_ms, self.jitter_ms) if self.jitter_ms else 0.0)
-            case "normal":
-                value = rng.gauss(self.delay_ms, self.jitter_ms)
-            case "lognormal":
-                value = self.delay_ms * rng.lognormvariate(0.0, self.sigma)
-            case "pareto":
-                value = self.delay_ms * rng.paretovariate(self.alpha)
-        return min(max(value, 0.0), self.max_ms)
+        return draw(ex.rng, self.distribution, self.delay_ms, self.jitter_ms, sigma=self.sigma, alpha=self.alpha,
+                    max_ms=self.max_ms)
 
     def hooks(self) -> frozenset[Hook]:
         return frozenset({Hook.ON_REQUEST if self.phase == Phase.REQUEST else Hook.ON_RESPONSE})

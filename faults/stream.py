@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from faults.base import BodyEdit, Exchange, Fault, require
+from faults.distributions import DistributionName, check_shape, draw_ms
 from faults.sse import DONE, EventSplitter, SseEvent, dumps, format_event, parse
 
 # Improbable tokens for English text (Thai, CJK, Cyrillic), as the Aug 2025 TPU bug produced.
@@ -34,7 +35,17 @@ class StreamFault(Fault):
     not counting ``[DONE]`` or comment keep-alives.
     ``first_event_delay_ms``: hold the first event (adds to TTFT). ``event_interval_ms``
     (+ uniform ``interval_jitter_ms``): a pause before every later write (pacing: TPOT/ITL).
-    ``stall_after_events`` + ``stall_ms``: one long pause after that many events.
+    ``stall_after_events`` + ``stall_ms``: a long pause after that many events — a vLLM
+    preemption: the scheduler evicts the request's KV cache for others and recomputes it
+    later, so a stream stops dead mid-answer, then resumes. ``stall_every_events``: stall
+    again every that many events after the first stall (repeated preemption under memory
+    pressure). ``preempt_probability``: the share of streams that stall at all (drawn once
+    per stream; default 1). The pause is drawn per stall as ``latency`` draws a delay:
+    ``stall_distribution`` (``fixed``: stall_ms ± uniform ``stall_jitter_ms``; ``uniform``,
+    ``normal`` with sd stall_jitter_ms, ``lognormal`` with median stall_ms and shape
+    ``stall_sigma``, ``pareto`` with scale stall_ms and shape ``stall_alpha``), clipped to
+    [0, ``stall_max_ms``]. Each stall is reported (``stalls``, ``stalled_ms``,
+    ``last_stall_after_events``).
     ``coalesce``: send N events per write (bursty delivery). ``cut_after_events``: end the
     stream cleanly after that many events; ``keep_done`` says whether ``data: [DONE]``
     still closes it (after a cut or an error event). ``drop_finish_reason``: every
@@ -55,6 +66,13 @@ class StreamFault(Fault):
     interval_jitter_ms: float = 0.0
     stall_after_events: int | None = None
     stall_ms: float = 0.0
+    stall_every_events: int | None = None
+    stall_jitter_ms: float = 0.0
+    stall_distribution: DistributionName = "fixed"
+    stall_sigma: float = 0.5
+    stall_alpha: float = 2.0
+    stall_max_ms: float = 60_000.0
+    preempt_probability: float = 1.0
     coalesce: int = 1
     cut_after_events: int | None = None
     keep_done: bool = False
@@ -72,12 +90,31 @@ class StreamFault(Fault):
             require(value is None or value >= 0, name, f"must be >= 0, got {value}")
         require((self.stall_after_events is None) == (self.stall_ms == 0), "stall_ms",
                 "give stall_after_events and stall_ms > 0 together")
+        check_shape(("stall_ms", self.stall_ms), ("stall_jitter_ms", self.stall_jitter_ms), ("stall_sigma", self.stall_sigma),
+                    ("stall_alpha", self.stall_alpha), ("stall_max_ms", self.stall_max_ms))
+        require(self.stall_every_events is None or self.stall_every_events >= 1, "stall_every_events",
+                f"must be >= 1, got {self.stall_every_events}")
+        require(0.0 <= self.preempt_probability <= 1.0, "preempt_probability",
+                f"must be in [0, 1], got {self.preempt_probability}")
+        for name in ("stall_every_events", "preempt_probability"):
+            require(self.stall_after_events is not None or getattr(self, name) == _DEFAULTS[name], name,
+                    "applies to stalls: give stall_after_events and stall_ms too")
         require(self.coalesce >= 1, "coalesce", f"must be >= 1, got {self.coalesce}")
         require(0.0 <= self.corrupt_tokens <= 1.0, "corrupt_tokens", f"must be in [0, 1], got {self.corrupt_tokens}")
         effects = (self.first_event_delay_ms, self.event_interval_ms, self.stall_ms, self.coalesce > 1,
                    self.cut_after_events is not None, self.drop_finish_reason, self.error_after_events is not None,
                    self.corrupt_tokens)
         require(any(effects), "first_event_delay_ms", "give at least one stream effect")
+
+    def draw_stall_ms(self, ex: Exchange) -> float:
+        return draw_ms(ex.rng, self.stall_distribution, self.stall_ms, self.stall_jitter_ms, sigma=self.stall_sigma,
+                       alpha=self.stall_alpha, max_ms=self.stall_max_ms)
+
+    def preempts(self, ex: Exchange) -> bool:
+        """Whether this stream stalls at all (one draw per stream, and none when every stream does)."""
+        if self.stall_after_events is None:
+            return False
+        return self.preempt_probability >= 1.0 or ex.rng.random() < self.preempt_probability
 
     @property
     def changes_events(self) -> bool:
@@ -179,8 +216,11 @@ class StreamFault(Fault):
         return 1
 
 
+_DEFAULTS = {"stall_every_events": None, "preempt_probability": 1.0}
+
+
 class _Pacer:
-    """Timing of writes: first-event delay, interval (+ jitter), one stall, ``coalesce`` events per write."""
+    """Timing of writes: first-event delay, interval (+ jitter), stalls, ``coalesce`` events per write."""
 
     def __init__(self, fault: StreamFault, ex: Exchange) -> None:
         self.fault, self.ex = fault, ex
@@ -188,7 +228,9 @@ class _Pacer:
         self.pending_events = 0
         self.writes = 0
         self.events = 0
-        self.stalled = False
+        self.next_stall = fault.stall_after_events if fault.preempts(ex) else None  # after this many events
+        self.stalls = 0
+        self.stalled_ms = 0.0
         self.paused_ms = 0.0
 
     async def send(self, raw: bytes, *, counts: bool) -> AsyncIterator[bytes]:
@@ -209,14 +251,21 @@ class _Pacer:
         else:
             jitter = self.ex.rng.uniform(0.0, f.interval_jitter_ms) if f.interval_jitter_ms else 0.0
             await self._pause(f.event_interval_ms + jitter)
-        if f.stall_after_events is not None and not self.stalled and self.events >= f.stall_after_events:
-            self.stalled = True
-            await self._pause(f.stall_ms)
+        while self.next_stall is not None and self.events >= self.next_stall:
+            await self._stall(self.next_stall)
+            self.next_stall = self.next_stall + f.stall_every_events if f.stall_every_events else None
         out, self.pending = b"".join(self.pending), []
         self.writes += 1
         self.events += self.pending_events
         self.pending_events = 0
         yield out
+
+    async def _stall(self, after_events: int) -> None:
+        ms = self.fault.draw_stall_ms(self.ex)
+        self.stalls += 1
+        self.stalled_ms += ms
+        self.ex.report(stalls=self.stalls, stalled_ms=round(self.stalled_ms, 3), last_stall_after_events=after_events)
+        await self._pause(ms)
 
     async def _pause(self, ms: float) -> None:
         if ms > 0:

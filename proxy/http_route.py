@@ -35,6 +35,7 @@ from proxy.injection import Injection
 from proxy.leases import ActiveFault, FaultStore, path_filter
 from proxy.metrics import ProxyMetrics
 from proxy.observers import ExchangeEnd, ExchangeObserver, ExchangeStart
+from proxy.retry_after import RetryAfterLedger, advertised_wait_s, body_identity, header_identity
 from proxy.taps import Taps
 from proxy.upstream_pool import Body, UpstreamFailed, UpstreamPool
 
@@ -60,6 +61,8 @@ class HttpRoute:
         self._ids = itertools.count(1)
         self._id_prefix = f"{os.getpid():x}-{config.name}"
         self._requests = metrics.route_requests(config.name)
+        self._retry_after = RetryAfterLedger()  # who was told to come back when (empty: nothing to check)
+        self._retry_violations = metrics.retry_after_violations.labels(config.name)
         self._faults: tuple[ActiveFault, ...] = ()
         self._needs_body = False
         self._paths: re.Pattern[str] | None = None
@@ -118,12 +121,15 @@ class HttpRoute:
                 return
             if self.observers:
                 request.taps = self._open_taps(request)
+            if self._retry_after:  # a Retry-After is outstanding on this route: is this one back too early?
+                await self._check_retry(request, client, outgoing)
             faults = self._store.for_route(self.name)
             if faults and self._may_apply(request, faults):
                 injection = await self._select(request, client, outgoing, faults)
                 if injection is not None:
                     outcome = await injection.run(Hook.ON_REQUEST)
                     if isinstance(outcome, Respond):
+                        await self._note_retry_after(request, client, outgoing, outcome, forwarded=False)
                         status = self._answer(request, client, outcome, injection)
                         return
             status = await self._forward(request, client, outgoing, injection)
@@ -173,7 +179,7 @@ class HttpRoute:
         """The cheap check: can any fault's path glob fit? (Most requests stop here.)"""
         if faults is not self._faults:  # a new tuple on every change (copy on write): recheck
             self._faults, self._paths = faults, path_filter(faults)
-            self._needs_body = any(f.match.needs_body for f in faults)
+            self._needs_body = any(f.needs_body for f in faults)
         return self._paths is None or self._paths.match(request.path) is not None
 
     async def _select(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
@@ -198,15 +204,55 @@ class HttpRoute:
 
     async def _read_json(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing) -> Any:
         """Body predicates need the request body: read it (bounded) and keep it for upstream."""
-        self._send_continue(request, client, outgoing)
-        raw = await request.body.read_all(self._max_body)
-        if raw is None:
-            raise _TooLarge(self._max_body)
-        request.read_body = raw
+        raw = await self._whole_body(request, client, outgoing)
         try:
             return json.loads(raw) if raw else None
         except ValueError:
             return _NOT_READ
+
+    async def _whole_body(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing) -> bytes:
+        """The request body, read whole (bounded) and kept for upstream in ``read_body``."""
+        if request.read_body is None:
+            self._send_continue(request, client, outgoing)
+            raw = await request.body.read_all(self._max_body)
+            if raw is None:
+                raise _TooLarge(self._max_body)
+            request.read_body = raw
+        return request.read_body
+
+    async def _identity(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing, *,
+                        forwarded: bool) -> bytes | None:
+        """Who this request is, for Retry-After (``proxy.retry_after``); None once its body went upstream unread."""
+        identity = header_identity(request.header_map)
+        if identity is not None:
+            return identity
+        if outgoing.declared_length is None and not outgoing.chunked:
+            body = b""
+        elif request.read_body is not None:
+            body = request.read_body
+        elif forwarded:
+            return None
+        else:
+            body = await self._whole_body(request, client, outgoing)
+        return body_identity(request.client, request.raw_method, request.target, body)
+
+    async def _check_retry(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing) -> None:
+        identity = await self._identity(request, client, outgoing, forwarded=False)
+        early_s = self._retry_after.arrived(identity, time.monotonic()) if identity is not None else None
+        if early_s is not None:
+            self._retry_violations.inc()
+            log.info("retry_after_violation", route=self.name, request_id=request.header_map.get("X-Request-Id"),
+                     early_s=round(early_s, 3))
+
+    async def _note_retry_after(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
+                                outcome: Respond, *, forwarded: bool) -> None:
+        """A fault answers with Retry-After: remember who must wait, and until when."""
+        wait_s = advertised_wait_s(outcome.headers) if outcome.headers else None
+        if wait_s is None:
+            return
+        identity = await self._identity(request, client, outgoing, forwarded=forwarded)
+        if identity is not None:
+            self._retry_after.advertise(identity, wait_s, time.monotonic())
 
     def _answer(self, request: IncomingRequest, client: ClientConnection, outcome: Respond,
                 injection: Injection | None) -> int:
@@ -244,6 +290,7 @@ class HttpRoute:
                 data.status, data.response_headers = status, h1.as_multidict(headers)
                 outcome = await injection.run(Hook.ON_RESPONSE)
                 if isinstance(outcome, Respond):
+                    await self._note_retry_after(request, client, outgoing, outcome, forwarded=True)
                     return self._answer(request, client, outcome, injection)
                 if data.status is not None and data.status != status:
                     status, phrase = data.status, h1.reason(data.status)

@@ -130,6 +130,9 @@ def effect(active: ActiveFault, view: Exchange, metrics: ProxyMetrics,
         details=MappingProxyType(dict(view.details) if view.details else {}),
     )
     metrics.faults_injected.labels(data.route, active.type).inc()
+    rejected = record.details.get("rejected")
+    if isinstance(rejected, str):  # a capacity fault refused the request (rate_limit, concurrency_limit)
+        metrics.fault_rejections.labels(data.route, active.type, rejected).inc()
     log.info("fault_injected", fault_id=record.fault_id, kind=record.kind, route=record.route,
              request_id=record.request_id, hook=str(record.hook) if record.hook else None, at_s=record.at_s,
              details=dict(record.details))

@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 
 from faults import Exchange, ExchangeData, Fault, Hook, Match
+from faults.catalogue import check_match
 from faults.errors import Conflict, InvalidInput, NotFound
 
 log = structlog.get_logger("brownout.leases")
@@ -52,6 +53,7 @@ class ActiveFault:
     seed: int
     rng: random.Random = field(repr=False)
     hooks: frozenset[Hook] = frozenset()
+    needs_body: bool = False  # the request's JSON body is read before selection (match or fault needs it)
     state: Any = field(default=None, repr=False)  # the kind's state across exchanges (``ex.state``)
     seen: int = 0
     injections: int = 0
@@ -142,6 +144,10 @@ def check_hooks(fault: Fault, match: Match) -> frozenset[Hook]:
     return hooks
 
 
+def _needs_body(fault: Fault | None, match: Match) -> bool:
+    return match.needs_body or (fault is not None and fault.needs_request_json())
+
+
 def path_filter(faults: tuple[ActiveFault, ...]) -> re.Pattern[str] | None:
     """One regex matching every path that any of ``faults`` could apply to: the request path
     rules most requests out in one call. None when a fault has no path glob (matches any path)."""
@@ -228,6 +234,8 @@ class FaultStore:
         if fault_id in self._by_id:
             raise Conflict(f"a fault with id {fault_id!r} already exists")
         hooks = check_hooks(fault, match) if fault is not None else frozenset()
+        if fault is not None:
+            check_match(fault, match)
         seed = self.new_seed() if seed is None else seed
         now = self._wall()
         begin = max(now, start_at if start_at is not None else now)
@@ -235,7 +243,7 @@ class FaultStore:
             id=fault_id, type=fault_type, route=route, fault=fault, match=match, created_at=now,
             expires_at=None if ttl is None else begin + ttl, seed=seed, rng=random.Random(seed),
             hooks=hooks, state=fault.new_state() if fault is not None else None, on_remove=on_remove,
-            start_at=start_at, end_at=end_at,
+            needs_body=_needs_body(fault, match), start_at=start_at, end_at=end_at,
         )
         if begin <= now:
             active.activated_at = now
@@ -292,6 +300,7 @@ class FaultStore:
         if active.state is not None:
             fault.reconfigure_state(active.state)
         active.fault, active.hooks = fault, hooks
+        active.needs_body = _needs_body(fault, active.match)
         self._rebuild(active.route)
         return active
 

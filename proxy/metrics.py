@@ -2,15 +2,31 @@
 
 Each proxy process owns one ``ProxyMetrics`` with its own registry, so tests can run several
 proxies in one interpreter without clashing.
+
+What the capacity checks read (all per http route):
+
+* ``brownout_requests_total{route,status}`` — the arrivals: every request the route parsed,
+  counted once when it ends, whoever answered it (upstream, a fault such as a 429, or the
+  proxy itself: 400, 413, 502, 504; 499 when the client left or the connection was reset).
+  Only what never became a request is not in it: malformed heads, connections refused over
+  ``max_connections`` or by connection-phase faults. A window's arrivals are the increase.
+* ``brownout_fault_rejections_total{route,kind,reason}`` — requests a capacity fault refused:
+  ``rate_limit`` by ``requests`` or ``tokens``, ``concurrency_limit`` by ``queue_full`` or
+  ``queue_timeout`` (any fault that reports ``rejected=<reason>``).
+* ``brownout_retry_after_violations_total{route}`` — requests that came back before the
+  ``Retry-After`` a fault gave them (see ``proxy.retry_after``); present, at 0, from the start.
+* ``brownout_fault_queue_depth{route,fault}`` and ``brownout_fault_in_flight{route,fault}`` —
+  gauges, per active fault (by id) whose state has a queue: requests waiting, slots in use.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -31,6 +47,16 @@ class ProxyMetrics:
         self.upstream_errors = Counter("brownout_upstream_errors", "Failures talking to the upstream", ["route", "cause"], registry=r)
         self.tcp_bytes = Counter("brownout_tcp_bytes", "Bytes relayed on tcp routes", ["route", "direction"], registry=r)
         self.fault_errors = Counter("brownout_fault_errors", "Exceptions raised inside faults (request carried on)", ["route", "kind"], registry=r)
+        self.fault_rejections = Counter("brownout_fault_rejections", "Requests a capacity fault refused, by route, kind and "
+                                        "reason", ["route", "kind", "reason"], registry=r)
+        self.retry_after_violations = Counter("brownout_retry_after_violations", "Requests that came back before the "
+                                              "Retry-After a fault gave them", ["route"], registry=r)
+        self._fault_states = _FaultStateCollector()
+        r.register(self._fault_states)
+
+    def watch_fault_states(self, source: Callable[[], Iterable[tuple[str, str, Any]]]) -> None:
+        """``source()`` gives (route, fault id, state) of the active faults; read at every scrape."""
+        self._fault_states.source = source
 
     def route_requests(self, route: str) -> RouteRequests:
         """The per-request counters of one http route (``brownout_requests_total`` and
@@ -77,6 +103,25 @@ class _RequestsCollector(Collector):
             duration.add_metric([route], buckets, counts.seconds)
         yield requests
         yield duration
+
+
+class _FaultStateCollector(Collector):
+    """Gauges read from the state of active faults at scrape time (nothing on the request path)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[tuple[str, str, Any]]] = lambda: ()
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily("brownout_fault_queue_depth", "Requests waiting in a fault's queue",
+                                  labels=["route", "fault"])
+        in_flight = GaugeMetricFamily("brownout_fault_in_flight", "Slots in use of a fault that limits concurrency",
+                                      labels=["route", "fault"])
+        for route, fault_id, state in self.source():
+            if hasattr(state, "queue_depth") and hasattr(state, "in_flight"):
+                depth.add_metric([route, fault_id], state.queue_depth)
+                in_flight.add_metric([route, fault_id], state.in_flight)
+        yield depth
+        yield in_flight
 
 
 def _bound_label(bound: float) -> str:

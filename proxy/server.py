@@ -31,6 +31,7 @@ class ProxyServer:
         # tcp routes' gauge is kept by the tcp layer, which also sees toxics added through its own API.
         self.store.on_change(lambda route: route in http_routes
                              and self.metrics.active_faults.labels(route).set(self.store.count_for(route)))
+        self.metrics.watch_fault_states(lambda: [(f.route, f.id, f.state) for f in self.store.all() if f.state is not None])
         self.tcp: Any = None
         self.http_routes = [
             HttpRoute(r, self.store, self.metrics, fault_header=config.fault_header, max_body=config.max_request_body)

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from faults.catalogue import build_fault, build_match, known_kinds
+from faults.catalogue import build_fault, build_match, check_match, known_kinds
 from faults.errors import InvalidInput, InvalidInputs
 from faults.toxics import Toxic, is_toxic_type, known_toxics, toxic_class
 from faults.validation import suggest
@@ -88,7 +88,9 @@ def check_fault_step(raw: Mapping[str, Any]) -> list[InvalidInput]:
             problems.append(InvalidInput("match applies to HTTP faults only, not tcp toxics", "match"))
         else:
             try:
-                build_match(match)
+                built_match = build_match(match)
+                if built is not None:
+                    check_match(built, built_match)
             except InvalidInput as exc:
                 problems += _errors(exc)
     return problems

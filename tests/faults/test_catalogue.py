@@ -30,6 +30,8 @@ GOOD = {
     "crossed_responses": {"buffer_size": 8},
     "model_version_skew": {"version": "1"},
     "stream": {"first_event_delay_ms": 300, "cut_after_events": 5},
+    "rate_limit": {"requests_per_minute": 600, "tokens_per_minute": 90_000, "burst": 10, "key": "header:Authorization"},
+    "concurrency_limit": {"max_concurrent": 4, "max_queue": 8, "max_queue_ms": 500, "style": "anthropic"},
 }
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import aiohttp
 
-from brownout.demo.game_day import DATA, GameDay, game_day
+from brownout.demo.game_day import GameDay, game_day
+from brownout.library import packaged_dir
 from tests.conftest import REPO
 from tests.observe.prometheus_fixture import PrometheusFactory
 
@@ -85,7 +86,7 @@ def test_grafana_variables_are_expanded() -> None:
 
 async def _traffic(target: str, stop: asyncio.Event, counts: dict[int, int]) -> None:
     """Predictions through the proxy until told to stop (bounded: 3,000 requests)."""
-    corpus = [json.loads(line)["body"] for line in (DATA / "transactions.jsonl").read_text().splitlines()[:200]]
+    corpus = [json.loads(line)["body"] for line in (packaged_dir() / "data" / "transactions.jsonl").read_text().splitlines()[:200]]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         for i in range(3000):
             if stop.is_set():

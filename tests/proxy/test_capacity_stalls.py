@@ -1,0 +1,81 @@
+"""Preemption stalls through the real proxy with an SSE model server: pauses of the right length after the
+right events, repeated every K events, on the share of streams the probability says."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+
+from tests.conftest import ProxyProcess
+from tests.proxy.capacity_helpers import CapacityUpstream, add_fault, capacity_proxy
+
+Capacity = tuple[ProxyProcess, CapacityUpstream]
+STREAM = {"model": "m", "stream": True}
+
+
+@pytest.fixture(scope="module")
+def capacity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Capacity]:
+    with capacity_proxy(tmp_path_factory.mktemp("stalls")) as served:
+        yield served
+
+
+@pytest.fixture
+async def http(capacity: Capacity) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        yield session
+        async with session.delete(capacity[0].admin + "/faults") as response:
+            assert response.status == 200
+
+
+async def event_times(http: aiohttp.ClientSession, proxy: ProxyProcess, events: int) -> list[float]:
+    """Arrival time of each ``data:`` event (``[DONE]`` included), read line by line as SSE clients do."""
+    times = []
+    started = time.perf_counter()
+    async with http.post(proxy.url("gpu", f"/v1/chat/completions?events={events}"), json=STREAM) as response:
+        assert response.status == 200
+        async for line in response.content:
+            if line.startswith(b"data:"):
+                times.append(time.perf_counter() - started)
+    assert len(times) == events + 1
+    return times
+
+
+async def test_stalls_after_every_kth_event_within_20_percent(capacity: Capacity, http: aiohttp.ClientSession) -> None:
+    """20 events, a 150 ms stall after events 5, 10, 15 and 20 (before [DONE]); judged over 6 streams."""
+    proxy, _ = capacity
+    await add_fault(http, proxy, "stream", {"stall_after_events": 5, "stall_every_events": 5, "stall_ms": 150})
+    stall_gaps: list[float] = []
+    other_gaps: list[float] = []
+    for _ in range(6):
+        times = await event_times(http, proxy, 20)
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]  # gaps[i]: before the event at index i + 1
+        for i, gap in enumerate(gaps):
+            (stall_gaps if i + 1 in (5, 10, 15, 20) else other_gaps).append(gap)
+    assert len(stall_gaps) == 24
+    assert min(stall_gaps) >= 0.145  # a pause is never shorter (hard bound)
+    assert 0.120 <= statistics.median(stall_gaps) <= 0.180, stall_gaps
+    assert statistics.median(other_gaps) < 0.03, other_gaps  # and only there
+    assert sorted(other_gaps)[int(len(other_gaps) * 0.9)] < 0.1
+
+
+async def test_preempt_probability_picks_whole_streams(capacity: Capacity, http: aiohttp.ClientSession) -> None:
+    proxy, _ = capacity
+    await add_fault(http, proxy, "stream", {"stall_after_events": 2, "stall_every_events": 4, "stall_ms": 120,
+                                            "preempt_probability": 0.5}, seed=11)
+    stalled = 0
+    quiet_gaps: list[float] = []
+    for _ in range(24):
+        times = await event_times(http, proxy, 10)
+        gaps = {i + 1: b - a for i, (a, b) in enumerate(zip(times, times[1:], strict=False))}
+        at_k = [gaps[k] for k in (2, 6, 10)]
+        if all(gap >= 0.115 for gap in at_k):  # a preempted stream: a stall at every Kth event (hard bound)
+            stalled += 1
+            quiet_gaps += [gap for i, gap in gaps.items() if i not in (2, 6, 10)]
+        else:  # a stream left alone: no stall anywhere (a rare hiccup of a busy machine aside)
+            quiet_gaps += list(gaps.values())
+    assert 5 <= stalled <= 19  # p = 0.5 over 24 streams (± 2.9 sd)
+    assert statistics.median(quiet_gaps) < 0.03
