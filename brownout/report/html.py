@@ -122,10 +122,13 @@ def _span(start: float | None, end: float | None) -> str:
 def _injections(view: ReportView) -> str:
     if not view.injections:
         return "<h2>Injections</h2><p class=\"muted\">Nothing was injected.</p>"
+    fleet = any(i.sidecars for i in view.injections)  # the column only when a step went to a group
     rows = [([_e(i.id), _e(i.kind), _e(i.label), _e(_span(i.planned_at, i.planned_until)),
-              _e(_span(i.started_at, i.ended_at)), f"<code>{_e(i.params)}</code>", _e(i.state)],
+              _e(_span(i.started_at, i.ended_at)), f"<code>{_e(i.params)}</code>", _e(i.state)]
+             + ([_e(i.sidecars or "–")] if fleet else []),
              i.state.startswith("failed") or i.state == "not removed") for i in view.injections]
-    return "<h2>Injections</h2>" + _table(("id", "kind", "fault", "planned", "in effect", "params", "state"), rows)
+    head = ("id", "kind", "fault", "planned", "in effect", "params", "state") + (("sidecars",) if fleet else ())
+    return "<h2>Injections</h2>" + _table(head, rows)
 
 
 def _chart_html(chart: Chart, first: bool) -> str:

@@ -49,6 +49,7 @@ class InjectionRow:
     ended_at: float | None
     params: str
     state: str
+    sidecars: str = ""  # on a group: which members, and how close together they started and ended
 
     @property
     def span(self) -> tuple[float, float | None] | None:
@@ -203,8 +204,19 @@ def _injection(j: Mapping[str, Any]) -> InjectionRow:
         id=_text(j.get("id")), kind=_text(j.get("kind")), label=f"{_text(j.get('name'))}@{_text(j.get('target'))}",
         planned_at=_num(j.get("planned_at")), planned_until=_num(j.get("planned_until")),
         started_at=_num(j.get("started_at")), ended_at=_num(j.get("ended_at")),
-        params=json.dumps(j.get("params") or {}, sort_keys=True), state=state,
+        params=json.dumps(j.get("params") or {}, sort_keys=True), state=state, sidecars=_arming(j.get("arming")),
     )
+
+
+def _arming(arming: Any) -> str:
+    if not isinstance(arming, Mapping) or (_text(arming.get("targets")).endswith(" 1 of 1")
+                                           and not arming.get("failed")):
+        return ""  # one proxy: nothing to add
+    skews = [f"{name} skew {value:.2f} ms" for name, key in (("arm", "arm_skew_ms"), ("disarm", "disarm_skew_ms"))
+             if (value := _num(arming.get(key))) is not None]
+    failed = [f"{k}: {v}" for k, v in (arming.get("failed") or {}).items()]
+    members = ", ".join(_text(s) for s in arming.get("sidecars") or [])
+    return "; ".join([f"{_text(arming.get('targets'))}: {members}", *skews, *failed])
 
 
 def _worst(verdicts: Sequence[Mapping[str, Any]], phase: str, sli: str, comparison: str) -> float | None:

@@ -48,6 +48,8 @@ def test_discovery_finds_every_sidecar_and_targets_pick_the_seeded_ones(clean: F
         assert injection["removed"] and set(arming["ended"]) == set(expected)
     for i in range(10):
         assert fleet.faults(i) == []
+    page = (fleet.folder / "reports" / "report.html").read_text()
+    assert "<th>sidecars</th>" in page and "percent 40: 2 of 5: " in page and "arm skew" in page
     # the same seed picks the same sidecars; the dry run shows that choice
     again = fleet.run("run", "--dry-run", str(path))
     assert again.returncode == 0, again.stdout + again.stderr
