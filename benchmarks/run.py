@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import harness, http_bench, loadgen_bench, memory_bench, tcp_bench
 
-SECTIONS = ("http", "tcp", "loadgen", "memory")
+SECTIONS = ("http", "tcp", "loadgen", "distributed", "memory")
 
 
 def machine_line() -> str:
@@ -113,6 +113,8 @@ def main() -> int:
                     report += tcp_bench.report(tcp_bench.run(stack, runs, quick=args.quick))
                 elif section == "loadgen":
                     report += loadgen_bench.run(quick=args.quick)
+                elif section == "distributed":
+                    report += loadgen_bench.run_distributed(quick=args.quick)
                 elif section == "memory":
                     report += memory_bench.report(memory_bench.run(stack, quick=args.quick))
             finally:

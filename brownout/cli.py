@@ -6,12 +6,12 @@ import argparse
 import sys
 from typing import TextIO
 
-from brownout.commands import corpus, demo, faults, load, proxy, report, run, schema, validate
+from brownout.commands import corpus, demo, faults, load, load_worker, proxy, report, run, schema, validate
 from brownout.exit_codes import ExitCode, exit_code_for
 from faults.errors import InvalidInput, InvalidInputs
 
 # Each module adds its subparser with ``register`` and sets ``handler(args) -> int``.
-COMMANDS = (demo, proxy, faults, run, load, corpus, validate, schema, report)
+COMMANDS = (demo, proxy, faults, run, load, load_worker, corpus, validate, schema, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

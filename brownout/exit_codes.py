@@ -5,7 +5,8 @@
 | 1    | deviated: SLA or prediction quality violated, or no recovery in time |
 | 2    | aborted by a safeguard (``abort_when``) or the baseline failed |
 | 3    | invalid input: experiment or config file (``InvalidInput``) |
-| 4    | could not run: target/proxy unreachable (``Unreachable``), any internal error |
+| 4    | could not run: target/proxy/Prometheus unreachable (``Unreachable``), refused credentials
+|      | (``Unauthorized``), a PromQL query Prometheus rejects (``QueryFailed``), any internal error |
 | 130  | interrupted (after cleanup) |
 """
 
@@ -59,6 +60,8 @@ def outcome_for(exc: BaseException) -> Outcome:
         return Outcome.INTERRUPTED
     if isinstance(exc, InvalidInput):
         return Outcome.INVALID
+    # Something the run needs is missing or refuses it (a target, a proxy, a Prometheus and its
+    # queries), or any other error: the run could not be completed.
     return Outcome.COULD_NOT_RUN
 
 

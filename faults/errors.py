@@ -71,6 +71,11 @@ class Unreachable(BrownoutError):
     """A target, proxy or upstream could not be reached."""
 
 
+class QueryFailed(BrownoutError):
+    """A monitoring system (Prometheus) answered, but not with a result that can be judged: a
+    query it rejected, or an answer of the wrong kind (its error text included)."""
+
+
 class Forbidden(BrownoutError):
     """Refused whoever asks: a cross-site ``Origin``, or a ``Host`` name the admin API does not
     answer to. ``field`` names the header."""

@@ -62,20 +62,21 @@ def handle(args: argparse.Namespace) -> int:
 
 async def _demo(args: argparse.Namespace, path: Path | None) -> int:
     from brownout.demo.game_day import game_day
+    from brownout.demo.prometheus import demo_prometheus
 
     print("starting the demo stack on 127.0.0.1 (the first start trains the model)...", flush=True)
     started = time.monotonic()
-    async with game_day() as day:
+    async with game_day() as day, demo_prometheus(day) as prometheus:
         print(f"stack up in {time.monotonic() - started:.1f}s: clients → {day.target}/predict "
-              f"(admin {day.admin_url})", flush=True)
-        os.environ.update(day.env())
+              f"(admin {day.admin_url}" + (f", Prometheus {prometheus.url})" if prometheus else ")"), flush=True)
+        os.environ.update(day.env() | (prometheus.env() if prometheus else {}))
         if args.serve:
             return await _serve(day)
         assert path is not None
         experiment = load_experiment(path, time_scale=args.time_scale)
         print(f"running {path.name}: {experiment.title}\n", flush=True)
         view = None if args.quiet else LiveView(sys.stdout)
-        task = asyncio.ensure_future(run_experiment(experiment, RunOptions(view=view)))
+        task = asyncio.ensure_future(run_experiment(experiment, RunOptions(view=view, pidfiles=day.pidfiles)))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)

@@ -6,6 +6,8 @@ input, 4 when the target cannot be reached. The SLA is an experiment's ``steady_
 (``--sla latency_p50_ms=80 --sla min_throughput=150``, or the shorthands ``--sla-p99`` and
 ``--max-error-rate``), judged by the same evaluation as a run's windows. With ``--shape
 stress`` it bounds the search for the breaking point; exit 1 only if even the first step broke.
+With ``--engine locust`` the same load runs across Locust workers (``brownout.load.distributed``),
+the summary gains a line per worker, and losing workers below ``--min-workers`` is exit 4.
 """
 
 from __future__ import annotations
@@ -19,9 +21,21 @@ import time
 from typing import Any
 
 from brownout import aio
+from brownout.commands.load_engine import (
+    add_engine_args,
+    distributed_run,
+    distributed_steps,
+    engine_settings,
+    format_workers,
+    load_job,
+    print_event,
+    workers_json,
+)
 from brownout.experiment.model import Sla
 from brownout.liveview import LiveState, LiveView, window_state
 from brownout.load.client import parse_target
+from brownout.load.distributed.coordinator import WorkerResult
+from brownout.load.distributed.engine import REPORT_LAG_S, EngineSettings, LocustEngine
 from brownout.load.edgecases import EDGE_CASES, parse_edge_cases
 from brownout.load.generator import LoadSummary, run_load
 from brownout.load.payloads import PayloadSource, load_corpus
@@ -37,7 +51,7 @@ from brownout.load.stress import (
 from brownout.records import RequestRecord
 from brownout.steady.quality import QualityStats
 from brownout.steady.verdicts import Verdict, evaluate_sla
-from brownout.windows import WindowSeries
+from brownout.windows import WindowAccumulator, WindowSeries
 from faults.errors import InvalidInput, InvalidInputs, Unreachable
 from faults.units import parse_duration
 from faults.validation import validate
@@ -53,9 +67,13 @@ _EXAMPLES = """examples:
   brownout load URL --shape steps --rate 100 --to 1000 --step 100 --step-duration 10s
   brownout load URL --shape stress --rate 100 --step 100 --step-duration 10s --max 5000 --sla-p99 250
   brownout load URL --rate 200 --duration 1m --sla latency_p50_ms=40 --sla min_throughput=190
+  brownout load URL --rate 80000 --duration 1m --engine locust --workers 2
+  brownout load URL --rate 500000 --duration 5m --engine locust --expect-workers 10 --master-bind-host 10.0.0.5
+    (then on each load machine: brownout load-worker --master-host 10.0.0.5)
 
 exit codes: 0 SLA met (or none given; stress: breaking point found), 1 SLA violated or an edge
 case got a 5xx/hang/crash (stress: the first step broke), 3 invalid input, 4 target unreachable
+(or, --engine locust, workers missing or lost below --min-workers)
 """
 
 
@@ -98,18 +116,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the summary as JSON")
     out.add_argument("--no-live", action="store_true", help="no live view")
+    add_engine_args(p, default_engine="local")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         plan = _plan(args)
+        engine = engine_settings(args)
+        if engine is not None and args.max_requests is not None:
+            raise InvalidInput("not with --engine locust (the load is split by rate)", "--max-requests")
     except InvalidInput as exc:
         for error in exc.errors if isinstance(exc, InvalidInputs) else [exc]:
             print(f"brownout load: {error}", file=sys.stderr)
         return 3
     try:
-        return aio.run(_main(args, *plan))
+        return aio.run(_main(args, *plan, engine))
     except Unreachable as exc:
         print(f"brownout load: {exc}", file=sys.stderr)
         return 4
@@ -208,42 +230,74 @@ async def _preflight(url: str) -> None:
 
 
 async def _main(args: argparse.Namespace, shape: Any, payloads: PayloadSource, sla: Sla | None,
-                options: dict[str, Any]) -> int:
+                options: dict[str, Any], engine: EngineSettings | None) -> int:
     await _preflight(args.url)
+    if engine is None:
+        return await _load(args, shape, payloads, sla, options, None)
+    async with LocustEngine(engine, on_event=print_event) as locust:
+        return await _load(args, shape, payloads, sla, options, locust)
+
+
+async def _load(args: argparse.Namespace, shape: Any, payloads: PayloadSource, sla: Sla | None,
+                options: dict[str, Any], engine: LocustEngine | None) -> int:
     view = LiveView(sys.stderr if args.json else sys.stdout, tty=False if args.no_live else None)
     if isinstance(shape, StressShape):
         assert sla is not None  # _plan requires it for stress
-        point = await find_breaking_point(shape, sla, load_step_runner(args.url, payloads, **options),
-                                          on_step=lambda s: _print_step(s, args.json))
+        run_step = load_step_runner(args.url, payloads, **options) if engine is None else \
+            distributed_steps(engine, args.url, payloads, options)
+        point = await find_breaking_point(shape, sla, run_step, on_step=lambda s: _print_step(s, args.json))
         _print_breaking_point(point, args.json)
         return 1 if point.held_rate is None else 0
-    summary = await _watched(args.url, shape, payloads, options, view)
+    workers: tuple[WorkerResult, ...] = ()
+    if engine is None:
+        summary = await _watched(shape, options, view, lambda stats, on_record, started: run_load(
+            args.url, shape, payloads, on_record=on_record, stats=stats,
+            **{k: v for k, v in options.items() if k != "window_s"}))
+    else:
+        job = load_job(args.url, shape, payloads, options)
+        distributed = await _watched(shape, options, view, distributed_run(engine, job), settle=0.1 + REPORT_LAG_S,
+                                     started=engine.start_time())
+        summary, workers = distributed.load, distributed.workers
     verdicts = judge_run(summary, sla)
     breaches = [describe_breach(v) for v in verdicts if not v.ok]
     if args.json:
         # Windows as the journal writes them: counts and the rates derived from them.
         print(json.dumps({**dataclasses.asdict(summary), "total": summary.total.as_dict(),
                           "windows": [w.as_dict() for w in summary.windows], "sla_breaches": breaches,
-                          "sla_verdicts": [v.as_dict() for v in verdicts]}, indent=2, default=str))
+                          "sla_verdicts": [v.as_dict() for v in verdicts], "engine": args.engine,
+                          "workers": workers_json(workers)}, indent=2, default=str))
     else:
-        print(format_summary(summary, sla, verdicts))
+        print("\n".join([format_summary(summary, sla, verdicts), *format_workers(workers)]))
     severe = any(f.severe for f in summary.edge_cases.findings)
     return 1 if breaches or severe else 0
 
 
-async def _watched(url: str, shape: Any, payloads: PayloadSource, options: dict[str, Any],
-                   view: LiveView) -> LoadSummary:
-    stats = WindowSeries(options["window_s"])
-    counts = {"completed": 0, "errors": 0, "dropped": 0}
+class _Counts:
+    """What the live view counts: from records (local engine) or merged windows (locust)."""
 
-    def on_record(r: RequestRecord) -> None:
+    def __init__(self) -> None:
+        self.completed = self.errors = self.dropped = 0
+
+    def __call__(self, r: RequestRecord) -> None:
         if r.dropped:
-            counts["dropped"] += 1
+            self.dropped += 1
         else:
-            counts["completed"] += 1
-            counts["errors"] += r.failed
+            self.completed += 1
+            self.errors += r.failed
 
-    started = time.monotonic()
+    def windows(self, acc: WindowAccumulator) -> None:
+        self.completed += acc.sent
+        self.errors += acc.errors
+        self.dropped += acc.dropped
+
+
+async def _watched(shape: Any, options: dict[str, Any], view: LiveView, start: Any, *, settle: float = 0.1,
+                   started: float | None = None) -> Any:
+    """Run the load ``start(stats, counts, started)`` returns, with the live view; a window's line
+    is printed ``settle`` seconds after it ends."""
+    stats = WindowSeries(options["window_s"])
+    counts = _Counts()
+    started = time.monotonic() if started is None else started
     shown = -1
 
     def target(elapsed: float) -> float:
@@ -251,14 +305,14 @@ async def _watched(url: str, shape: Any, payloads: PayloadSource, options: dict[
 
     def state(final: bool = False) -> LiveState:
         """The whole run so far, with the latency of the last closed window (else the open one)."""
-        elapsed = time.monotonic() - started
-        done = [i for i in stats.indexes() if final or stats.grid.bounds(i)[1] <= elapsed - 0.1]
+        elapsed = max(0.0, time.monotonic() - started)
+        done = [i for i in stats.indexes() if final or stats.grid.bounds(i)[1] <= elapsed - settle]
         seen = done or stats.indexes()
         last = stats.window(seen[-1]) if seen else None
         return LiveState(elapsed, shape.duration, target(elapsed),
                          stats.sent / elapsed if elapsed > 0 else 0.0, last.p50_ms if last else None,
-                         last.p99_ms if last else None, counts["completed"], counts["errors"],
-                         counts["dropped"], stats.in_flight)
+                         last.p99_ms if last else None, counts.completed, counts.errors,
+                         counts.dropped, stats.in_flight)
 
     def window_line(index: int) -> None:
         """A closed window's own figures, off a TTY."""
@@ -271,15 +325,14 @@ async def _watched(url: str, shape: Any, payloads: PayloadSource, options: dict[
         while True:
             await asyncio.sleep(0.25)
             view.update(state())
-            closed = stats.grid.index_of(time.monotonic() - started - 0.1) - 1  # as in state()
+            closed = stats.grid.index_of(time.monotonic() - started - settle) - 1  # as in state()
             while shown < closed:
                 shown += 1
                 window_line(shown)
 
     watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        return await run_load(url, shape, payloads, on_record=on_record, stats=stats,
-                              **{k: v for k, v in options.items() if k != "window_s"})
+        return await start(stats, counts, started)
     finally:
         watcher.cancel()
         last = stats.indexes()[-1] if stats.indexes() else -1

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from brownout.aio import run as run_async
+from brownout.commands.load_engine import add_engine_args, engine_overrides
 from brownout.commands.validate import add_override_args
 from brownout.experiment import load_experiment
 from brownout.experiment.model import Experiment
@@ -40,17 +41,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--dry-run", action="store_true",
                         help="validate, resolve the fleet, print which sidecars each step would hit and when it "
                              "would be armed; change nothing (GETs only) and exit 0 when the plan is valid")
+    add_engine_args(parser, default_engine=None)  # --engine, --workers, ...: set the experiment's load.* keys
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    experiment = load_experiment(args.file, overrides=args.overrides, time_scale=args.time_scale)
+    experiment = load_experiment(args.file, overrides=[*args.overrides, *engine_overrides(args)],
+                                 time_scale=args.time_scale)
     configure_logging("warning", json_output=False)  # the live view and the summary tell the story
     if args.dry_run:
         run_async(_dry_run(experiment, parse_duration(args.lease)))
         return 0
     view = None if args.quiet else LiveView(sys.stdout)
-    options = RunOptions(lease_s=parse_duration(args.lease), view=view)
+    options = RunOptions(lease_s=parse_duration(args.lease), view=view, master_bind_host=args.master_bind_host,
+                         master_bind_port=args.master_bind_port)
     report = run_async(_run_interruptibly(experiment, options))
     directory = args.report_dir or experiment.report.dir
     paths = write_reports(report, directory)

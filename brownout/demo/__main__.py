@@ -5,7 +5,8 @@ These are the commands docker-compose.yml runs::
     python -m brownout.demo feature-store --host 0.0.0.0 --port 8000
     python -m brownout.demo gpu-worker    --host 0.0.0.0 --port 9000 [--queue-size 64 ...]
     python -m brownout.demo model-api     --host 0.0.0.0 --port 8000 \\
-        --feature-store http://HOST:PORT --worker http://HOST:PORT [--redis redis://HOST:PORT/0]
+        --feature-store http://HOST:PORT --worker http://HOST:PORT[,http://HOST2:PORT2] \\
+        [--redis redis://HOST:PORT/0] [--retry none|immediate[:N]|backoff[:N]]
     python -m brownout.demo llm           --host 0.0.0.0 --port 8000 [--token-ms 5]   # the LLM alone
     python -m brownout.demo train                      # fill the cache, print where it is
     python -m brownout.demo generate --out experiments/data   # payload corpus + golden set
@@ -31,6 +32,7 @@ from aiohttp import web
 from faults.errors import InvalidInput
 
 from .model import DemoBundle, load_or_train
+from .retry import DEFAULT_RETRY, RetryPolicy
 from .simulate import SimConfig
 
 SERVICES = ("feature-store", "gpu-worker", "model-api")
@@ -59,12 +61,21 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--retry-after", type=int, default=1)
         if name == "model-api":
             sp.add_argument("--feature-store", required=True, help="feature store base URL")
-            sp.add_argument("--worker", required=True, help="GPU worker base URL")
+            sp.add_argument("--worker", required=True,
+                            help="GPU worker base URL, or its replicas' URLs comma-separated (round robin, failover)")
             sp.add_argument("--redis", default=None, help="redis://host:port/db; omit to run uncached")
             sp.add_argument("--feature-timeout-ms", type=float, default=100.0)
             sp.add_argument("--worker-timeout-ms", type=float, default=2000.0)
             sp.add_argument("--cache-ttl-s", type=float, default=5.0)
             sp.add_argument("--cache-timeout-ms", type=float, default=50.0)
+            sp.add_argument("--retry", default=DEFAULT_RETRY.spec, metavar="POLICY",
+                            help="retries for the feature store and GPU worker: none, immediate[:N] (no wait, "
+                                 "Retry-After ignored; N defaults to 3) or backoff[:N] (full jitter, honours "
+                                 f"Retry-After); default {DEFAULT_RETRY.spec}")
+            sp.add_argument("--retry-base-ms", type=float, default=DEFAULT_RETRY.base_ms, help="backoff: first wait bound")
+            sp.add_argument("--retry-cap-ms", type=float, default=DEFAULT_RETRY.cap_ms, help="backoff: largest wait bound")
+            sp.add_argument("--retry-budget-ms", type=float, default=DEFAULT_RETRY.budget_ms,
+                            help="retries of one call end within this long of its start (and its timeout)")
     llm = sub.add_parser("llm", help="only the OpenAI-compatible streaming endpoint (no model, no data)")
     llm.add_argument("--host", default="127.0.0.1")
     llm.add_argument("--port", type=int, required=True)
@@ -95,10 +106,12 @@ def _app(args: argparse.Namespace, bundle: DemoBundle | None) -> web.Application
         return worker_app(bundle.model, settings)
     from .model_api import ModelApiSettings
     from .model_api import create_app as api_app
+    retry = RetryPolicy.parse(args.retry, base_ms=args.retry_base_ms, cap_ms=args.retry_cap_ms,
+                              budget_ms=args.retry_budget_ms)
     return api_app(bundle.model, ModelApiSettings(
         feature_store_url=args.feature_store, worker_url=args.worker, redis_url=args.redis,
         feature_timeout_ms=args.feature_timeout_ms, worker_timeout_ms=args.worker_timeout_ms,
-        cache_ttl_s=args.cache_ttl_s, cache_timeout_ms=args.cache_timeout_ms))
+        cache_ttl_s=args.cache_ttl_s, cache_timeout_ms=args.cache_timeout_ms, retry=retry))
 
 
 async def _serve(args: argparse.Namespace, bundle: DemoBundle | None) -> None:
@@ -133,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(src, args.out / src.name)
             print(args.out / src.name)
         return 0
+    if "OMP_NUM_THREADS" not in os.environ:
+        # One scoring thread: the model is small, and OpenMP's idle threads spin, which on a
+        # small machine takes the CPU from every other process (proxies, load, replicas).
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)
     try:
         with suppress(ImportError):
             import uvloop

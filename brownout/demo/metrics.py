@@ -8,13 +8,16 @@ process collector (``process_cpu_seconds_total``: cost per prediction) and, per 
 | ``demo_<service>_request_duration_seconds`` | histogram | ``endpoint`` |
 | ``demo_model_api_predictions_total`` | counter | ``outcome``: scored, degraded, cached |
 | ``demo_model_api_fallbacks_total`` | counter | ``reason``: see ``pipeline.FALLBACK_REASONS`` |
+| ``demo_model_api_upstream_attempts_total`` | counter | ``upstream``, ``replica``, ``attempt`` (first, retry), ``outcome`` |
 | ``demo_model_api_cache_lookups_total`` | counter | ``result``: hit, miss |
 | ``demo_gpu_worker_queue_depth`` | gauge | (requests waiting, read at scrape time) |
 | ``demo_gpu_worker_batch_size`` | histogram | (rows per batch) |
 | ``demo_gpu_worker_batches_total``, ``demo_gpu_worker_rejected_total`` | counter | |
 
 ``<service>`` is ``model_api``, ``gpu_worker`` or ``feature_store``. Labels stay few:
-endpoints are route templates, statuses are codes, reasons a fixed set.
+endpoints are route templates, statuses are codes, reasons a fixed set. Upstream attempts
+with ``attempt="retry"`` over those with ``attempt="first"`` is the model API's own retry
+amplification; ``replica`` (0, 1, ...) shows failover.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from .pipeline import FALLBACK_REASONS, Prediction, fallback_reason
+from .retry import OUTCOMES
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -101,17 +105,31 @@ def _middleware(metrics: ServiceMetrics) -> Middleware:
 
 
 class ModelApiMetrics(ServiceMetrics):
-    """Predictions by outcome and feature-store fallbacks by reason."""
+    """Predictions by outcome, fallbacks by reason, upstream attempts by outcome."""
 
     def __init__(self) -> None:
         super().__init__("model_api")
         r = self.registry
         predictions = Counter("demo_model_api_predictions", "Predictions made, by outcome (scored, degraded, cached)",
                               ["outcome"], registry=r)
-        fallbacks = Counter("demo_model_api_fallbacks", "Predictions made on default features, by why",
+        fallbacks = Counter("demo_model_api_fallbacks",
+                            "Predictions made in a degraded mode (default features, GPU fallback score), by why",
                             ["reason"], registry=r)
+        self._attempts = Counter("demo_model_api_upstream_attempts",
+                                 "Calls to an upstream replica, first tries and retries, by outcome",
+                                 ["upstream", "replica", "attempt", "outcome"], registry=r)
         self._outcomes = {o: predictions.labels(o) for o in ("scored", "degraded", "cached")}
         self._fallbacks = {reason: fallbacks.labels(reason) for reason in FALLBACK_REASONS}
+        self._attempt_children: dict[tuple[str, int, bool, str], Counter] = {}
+
+    def attempted(self, upstream: str, replica: int, retry: bool, outcome: str) -> None:
+        key = (upstream, replica, retry, outcome)
+        child = self._attempt_children.get(key)
+        if child is None:
+            assert outcome in OUTCOMES, outcome
+            child = self._attempts.labels(upstream, str(replica), "retry" if retry else "first", outcome)
+            self._attempt_children[key] = child
+        child.inc()
 
     def predicted(self, predictions: Sequence[Prediction]) -> None:
         for p in predictions:

@@ -3,8 +3,12 @@
 - A feature-store timeout, error or unreadable answer falls back to default features (the
   training means) and marks the prediction ``degraded``; so does a missing or non-numeric
   feature value. Degraded scores are never cached.
-- The worker's 503 becomes the client's 503 with its ``Retry-After`` passed on; a worker
-  that cannot be reached is 503, a slow one 504, a malformed answer 502.
+- The GPU worker runs as one or more replicas (``upstream.Upstream``: round robin, retries
+  fail over to the next replica). When none answers within the retry budget (refused,
+  reset, 5xx, timeout), the prediction falls back to a constant score (that of the average
+  transaction) marked ``degraded``: the client still gets a fast 200, and only the quality
+  checks can tell. A replica shedding load (429, or 503 with Retry-After) is back-pressure
+  instead: the client gets 503 with the ``Retry-After`` passed on. A malformed answer is 502.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
+import numpy as np
 
 from .cache import CachedScore, ScoreCache
 from .features import STORE_FEATURES, request_features
 from .model import DemoModel
+from .retry import BROKEN, OK, OVERLOADED, REJECTED, TIMEOUT, Attempt
 from .schema import Transaction
+from .upstream import Upstream, gave_up
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ _FALLBACK_PREFIXES = (
     ("feature store unavailable", "unavailable"),
     ("feature store answer unreadable", "unreadable"),
     ("missing features", "missing_features"),
+    ("gpu worker unavailable", "gpu_unavailable"),
 )
 FALLBACK_REASONS = tuple(code for _, code in _FALLBACK_PREFIXES) + ("other",)
 
@@ -97,32 +104,24 @@ def _columns(body: Any, n_rows: int) -> dict[str, tuple[list[Any], list[Any]]]:
 
 
 class FeatureClient:
-    def __init__(self, session: aiohttp.ClientSession, url: str, defaults: list[float], timeout_s: float) -> None:
+    def __init__(self, upstream: Upstream, defaults: list[float]) -> None:
         if len(defaults) != len(STORE_FEATURES):
             raise ValueError(f"need {len(STORE_FEATURES)} defaults, one per feature-store feature")
-        self._session = session
-        self._url = url.rstrip("/") + "/get-online-features"
+        self._upstream = upstream
         self._defaults = defaults
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     def _fallback(self, n: int, reason: str) -> FeatureRows:
         return FeatureRows(values=[list(self._defaults) for _ in range(n)], degraded=[reason] * n)
 
-    async def fetch(self, txns: list[Transaction]) -> FeatureRows:
+    async def fetch(self, txns: list[Transaction], request_id: str) -> FeatureRows:
         request = {"features": list(STORE_FEATURES),
                    "entities": {"customer_id": [t.customer_id for t in txns],
                                 "terminal_id": [t.terminal_id for t in txns]}}
+        last = (await self._upstream.call(request, request_id))[-1]
+        if last.outcome != OK:
+            return self._fallback(len(txns), _feature_failure(last))
         try:
-            async with self._session.post(self._url, json=request, timeout=self._timeout) as resp:
-                if resp.status != 200:
-                    return self._fallback(len(txns), f"feature store answered {resp.status}")
-                raw = await resp.read()
-        except (asyncio.TimeoutError, TimeoutError):
-            return self._fallback(len(txns), "feature store timeout")
-        except aiohttp.ClientError as exc:
-            return self._fallback(len(txns), f"feature store unavailable: {type(exc).__name__}")
-        try:
-            return self._assemble(_columns(json.loads(raw), len(txns)), len(txns))
+            return self._assemble(_columns(json.loads(last.body), len(txns)), len(txns))
         except (KeyError, TypeError, ValueError, IndexError):  # a truncated or corrupted answer
             return self._fallback(len(txns), "feature store answer unreadable")
 
@@ -142,25 +141,44 @@ class FeatureClient:
         return FeatureRows(values=rows, degraded=degraded)
 
 
-class WorkerClient:
-    def __init__(self, session: aiohttp.ClientSession, url: str, timeout_s: float) -> None:
-        self._session = session
-        self._url = url.rstrip("/") + "/v1/score"
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+def _feature_failure(last: Attempt) -> str:
+    if last.outcome == TIMEOUT:
+        return "feature store timeout"
+    if last.outcome != BROKEN and last.status is not None:
+        return f"feature store answered {last.status}"
+    return f"feature store unavailable: {last.error}"
 
-    async def score(self, instances: list[list[float]]) -> list[float]:
+
+def average_score(model: DemoModel) -> float:
+    """The score of the average transaction (training means): the GPU fallback's constant."""
+    return float(model.score(np.array([model.defaults]))[0])
+
+
+@dataclass(frozen=True)
+class Scores:
+    values: list[float]
+    degraded: str | None = None  # why these are the fallback score rather than the model's
+
+
+class WorkerClient:
+    def __init__(self, upstream: Upstream, fallback_score: float) -> None:
+        self._upstream = upstream
+        self.fallback_score = fallback_score
+
+    async def score(self, instances: list[list[float]], request_id: str) -> Scores:
+        attempts = await self._upstream.call({"instances": instances}, request_id)
+        last = attempts[-1]
+        if last.outcome == OVERLOADED:
+            raise UpstreamFailure(503, "GPU worker overloaded", last.retry_after or "1")
+        if last.outcome == REJECTED:
+            raise UpstreamFailure(502, f"GPU worker answered {last.status}")
+        if last.outcome == BROKEN:
+            raise UpstreamFailure(502, "GPU worker answer unreadable")
+        if last.outcome != OK:  # no replica answered within the budget: degrade, do not fail
+            return Scores([self.fallback_score] * len(instances), f"gpu worker unavailable: {gave_up(attempts)}")
         try:
-            async with self._session.post(self._url, json={"instances": instances}, timeout=self._timeout) as resp:
-                if resp.status == 503:
-                    raise UpstreamFailure(503, "GPU worker overloaded", resp.headers.get("Retry-After", "1"))
-                if resp.status != 200:
-                    raise UpstreamFailure(502, f"GPU worker answered {resp.status}")
-                body = await resp.json(content_type=None)
-        except (asyncio.TimeoutError, TimeoutError):
-            raise UpstreamFailure(504, "GPU worker timeout") from None
-        except aiohttp.ClientConnectionError:
-            raise UpstreamFailure(503, "GPU worker unavailable", "1") from None
-        except (aiohttp.ClientError, ValueError):
+            body = json.loads(last.body)
+        except ValueError:
             raise UpstreamFailure(502, "GPU worker answer unreadable") from None
         scores = body.get("scores") if isinstance(body, dict) else None
         if (not isinstance(scores, list) or len(scores) != len(instances)
@@ -168,7 +186,7 @@ class WorkerClient:
             raise UpstreamFailure(502, "GPU worker answer has no valid scores")
         # Values pass through unchecked, as in most real APIs: a NaN or a scaled score is
         # "200 OK but wrong", for the steady-state checker to catch.
-        return [float(s) for s in scores]
+        return Scores([float(s) for s in scores])
 
 
 class Scorer:
@@ -187,8 +205,8 @@ class Scorer:
             cached=cached,
         )
 
-    async def predict(self, txns: list[Transaction]) -> list[Prediction]:
-        """Score transactions; raises ``UpstreamFailure`` when the worker fails."""
+    async def predict(self, txns: list[Transaction], request_id: str) -> list[Prediction]:
+        """Score transactions; raises ``UpstreamFailure`` when the worker sheds load or answers garbage."""
         keys = [cache_key(self.model.version, t) for t in txns]
         hits = await asyncio.gather(*(self.cache.get(k) for k in keys))
         out: list[Prediction | None] = [
@@ -197,10 +215,11 @@ class Scorer:
         todo = [i for i, p in enumerate(out) if p is None]
         if todo:
             misses = [txns[i] for i in todo]
-            rows = await self.features.fetch(misses)
+            rows = await self.features.fetch(misses, request_id)
             instances = [request_features(t.amount, t.timestamp) + v for t, v in zip(misses, rows.values)]
-            scores = await self.worker.score(instances)
-            for i, txn, score, degraded in zip(todo, misses, scores, rows.degraded):
+            scored = await self.worker.score(instances, request_id)
+            for i, txn, score, missing in zip(todo, misses, scored.values, rows.degraded):
+                degraded = scored.degraded or missing  # the GPU fallback says more than missing features
                 out[i] = self._prediction(txn, score, degraded, False)
                 if degraded is None and math.isfinite(score):
                     await self.cache.put(keys[i], CachedScore(score, self.model.version))
@@ -209,7 +228,7 @@ class Scorer:
             self._on_predictions(made)
         return made
 
-    async def score_features(self, instances: list[list[float]]) -> list[float]:
+    async def score_features(self, instances: list[list[float]], request_id: str) -> Scores:
         """Raw feature rows straight to the worker (KServe ``features`` input)."""
-        return await self.worker.score(instances)
+        return await self.worker.score(instances, request_id)
 

@@ -1,12 +1,13 @@
-"""Child processes of the demo: a throwaway redis-server and the services as real processes.
+"""Child processes of the demo: a throwaway redis-server, the services and proxy sidecars.
 
-Real processes matter for chaos: a ``process`` kill target (DESIGN §3) needs a pid file and
-a restart command that brings the service back on the same port.
+Real processes matter for chaos: a ``process`` kill target needs a pid file and a restart
+command that brings the service back on the same port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import shutil
@@ -105,21 +106,46 @@ async def _wait_http(url: str, proc: asyncio.subprocess.Process, deadline: float
 
 
 @asynccontextmanager
-async def service_process(name: str, args: Sequence[str], *, host: str = "127.0.0.1", port: int = 0,
-                          run_dir: Path, env: dict[str, str] | None = None,
-                          start_timeout_s: float = 60.0) -> AsyncIterator[ServiceProcess]:
-    """``python -m brownout.demo <name> --host --port --pidfile ...`` until the block exits."""
-    port = port or free_port(host)
-    pidfile = run_dir / f"{name}.pid"
-    command = (sys.executable, "-m", "brownout.demo", name, "--host", host, "--port", str(port),
-               "--pidfile", str(pidfile), *args)
+async def _child(name: str, command: tuple[str, ...], url: str, *, run_dir: Path, pidfile: Path | None,
+                 env: dict[str, str] | None, start_timeout_s: float) -> AsyncIterator[ServiceProcess]:
+    """Run ``command`` (output to run_dir/NAME.log) until the block exits; ready once ``url``/healthz is 200."""
     log = (run_dir / f"{name}.log").open("ab")
-    proc = await asyncio.create_subprocess_exec(*command, stdout=log, stderr=log,
-                                                env={**os.environ, **(env or {})})
-    url = f"http://{host}:{port}"
+    proc = await asyncio.create_subprocess_exec(*command, stdout=log, stderr=log, env={**os.environ, **(env or {})})
     try:
         await _wait_http(url, proc, time.monotonic() + start_timeout_s)
         yield ServiceProcess(name, url, proc.pid, pidfile, command)
     finally:
         await _stop(proc, pidfile)
         log.close()
+
+
+@asynccontextmanager
+async def service_process(service: str, args: Sequence[str], *, host: str = "127.0.0.1", port: int = 0,
+                          run_dir: Path, env: dict[str, str] | None = None, label: str | None = None,
+                          start_timeout_s: float = 60.0) -> AsyncIterator[ServiceProcess]:
+    """``python -m brownout.demo <service> --host --port --pidfile ...`` until the block exits.
+
+    ``label`` (default: the service) names the pid and log files, for several replicas of one service.
+    """
+    name = label or service
+    port = port or free_port(host)
+    pidfile = run_dir / f"{name}.pid"
+    command = (sys.executable, "-m", "brownout.demo", service, "--host", host, "--port", str(port),
+               "--pidfile", str(pidfile), *args)
+    async with _child(name, command, f"http://{host}:{port}", run_dir=run_dir, pidfile=pidfile, env=env,
+                      start_timeout_s=start_timeout_s) as proc:
+        yield proc
+
+
+@asynccontextmanager
+async def proxy_process(name: str, config: dict[str, object], *, run_dir: Path,
+                        start_timeout_s: float = 30.0) -> AsyncIterator[ServiceProcess]:
+    """``brownout proxy --config run_dir/NAME.yaml`` (a sidecar); its ``url`` is the admin API's."""
+    path = run_dir / f"{name}.yaml"
+    path.write_text(json.dumps(config, indent=2))  # JSON is YAML: no dumper needed
+    admin = config["admin"]
+    assert isinstance(admin, dict)
+    command = (sys.executable, "-m", "brownout.cli", "proxy", "--config", str(path), "--log-level", "warning")
+    async with _child(name, command, f"http://{admin['listen']}", run_dir=run_dir, pidfile=None, env=None,
+                      start_timeout_s=start_timeout_s) as proc:
+        yield proc

@@ -1,8 +1,8 @@
 """``steady_state.cost``: where the CPU-seconds (and joules) of the serving stack come from.
 
     cost: {prometheus: http://prom:9090, query: process_cpu_seconds_total, jobs: [model-api, gpu-worker]}
-    cost: {pidfiles: [/run/model-api.pid, /run/gpu-worker.pid]}
-    cost: {}        # the demo's own processes (the runner knows their pidfiles)
+    cost: {pidfiles: [/run/model-api.pid, /run/gpu-worker.pid]}   # relative to the experiment file
+    cost: {}        # the demo's own processes (``brownout demo`` knows their pidfiles)
 
 ``query`` is a selector of a CPU-seconds counter; the interval's cost is
 ``sum(increase(query{job=~"jobs"}[interval]))``. Energy comes from RAPL wherever readable.
@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
 from brownout.experiment.probes import FrozenModel, PrometheusAuth, Timeout, http_url
+from brownout.experiment.types import RelPath
 
 # A metric name with optional label matchers: what can take a [range] in increase().
 _SELECTOR = re.compile(r'^[A-Za-z_:][A-Za-z0-9_:]*(\{[^{}]*\})?$')
@@ -27,7 +27,7 @@ class CostSpec(FrozenModel):
     jobs: tuple[str, ...] = ()
     auth: PrometheusAuth | None = None
     timeout: Timeout = 5.0
-    pidfiles: tuple[Path, ...] = Field(default=(), description="pid files of processes on this machine")
+    pidfiles: tuple[RelPath, ...] = Field(default=(), description="pid files of processes on this machine")
 
     @field_validator("prometheus")
     @classmethod

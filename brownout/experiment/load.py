@@ -2,7 +2,9 @@
 
 Every shape also takes ``payloads`` (a JSONL/CSV corpus, relative to the experiment file),
 ``edge_cases`` (a ratio per case, or ``{ratio, expect, bytes}``), ``connections`` (the
-in-flight cap) and ``timeout`` (per request). The models give the file its schema and
+in-flight cap), ``timeout`` (per request) and the engine: ``engine: local`` (this process)
+or ``locust`` (Locust workers: ``workers`` started here, ``expect_workers`` started
+elsewhere, ``min_workers`` below which a run stops). The models give the file its schema and
 types; ``to_shape()``/``edge_case_mix()`` hand the load generator its own objects
 (``brownout.load``), whose parsers the loader also runs, so both agree on what is valid.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator
 
 from brownout.experiment.types import Duration, Fraction, InputFile, NonNegative, Positive, PositiveDuration
 from brownout.load.edgecases import EdgeCaseMix, parse_edge_cases
@@ -35,6 +37,34 @@ class _LoadBase(_Model):
     edge_cases: dict[str, Fraction | EdgeCase] = Field(default_factory=dict)
     connections: Annotated[int, Field(ge=1)] = 64
     timeout: PositiveDuration = 10.0
+    # Where the load comes from: this process (local), or Locust workers (brownout.load.distributed).
+    engine: Literal["local", "locust"] = "local"
+    workers: Annotated[int, Field(ge=0)] | None = None  # local worker processes (locust; default 1)
+    expect_workers: Annotated[int, Field(ge=0)] = 0  # workers started elsewhere to wait for (locust)
+    min_workers: Annotated[int, Field(ge=1)] | None = None  # fewer left mid-run: the run stops, exit 4 (default 1)
+
+    @field_validator("workers", "expect_workers", "min_workers")
+    @classmethod
+    def _locust_only(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value and info.data.get("engine", "local") != "locust":
+            raise ValueError("only with engine: locust")
+        return value
+
+    @field_validator("min_workers")
+    @classmethod
+    def _enough(cls, value: int | None, info: ValidationInfo) -> int | None:
+        workers, expect = info.data.get("workers"), info.data.get("expect_workers") or 0
+        total = (workers if workers is not None else 0 if expect else 1) + expect
+        if value is not None and value > total:
+            raise ValueError(f"must be <= workers + expect_workers ({total})")
+        return value
+
+    @property
+    def local_workers(self) -> int:
+        """Worker processes to start: ``workers``, or one when no worker is expected from elsewhere."""
+        if self.workers is not None:
+            return self.workers
+        return 0 if self.expect_workers else 1
 
     @property
     def duration_s(self) -> float:

@@ -25,8 +25,10 @@ from pydantic import (
 
 from brownout.experiment.base import FrozenModel as _Model
 from brownout.experiment.base import http_url as _http_url
+from brownout.experiment.cost import CostSpec
 from brownout.experiment.faultcheck import build_step_fault, layer_of
 from brownout.experiment.load import LoadShape
+from brownout.experiment.probes import PromProbe
 from brownout.experiment.proxies import ProxyRef, Safety, Targets
 from brownout.experiment.types import (
     Duration,
@@ -163,6 +165,17 @@ class SteadyState(_Model):
     sla: Sla = Field(default_factory=Sla)
     predictions: Predictions | None = None
     streams: Streams | None = None
+    probes: tuple[PromProbe, ...] = ()  # PromQL probes, judged every window (brownout.experiment.probes)
+    cost: CostSpec | None = None  # CPU-seconds (and joules) per 1,000 successful predictions
+
+    @field_validator("probes")
+    @classmethod
+    def _unique_probes(cls, value: tuple[PromProbe, ...]) -> tuple[PromProbe, ...]:
+        names = [p.name for p in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"probe names must be unique (each is an SLI): {', '.join(twice)}")
+        return value
 
 
 class FaultStep(_Model):
@@ -338,7 +351,11 @@ class Experiment(_Model):
         for proxy in data.get("proxies", []):
             if proxy.get("token"):
                 proxy["token"] = "***"
-        streams = (data.get("steady_state") or {}).get("streams") or {}
+        steady = data.get("steady_state") or {}
+        streams = steady.get("streams") or {}
         if streams.get("headers"):  # may carry an API key
             streams["headers"] = dict.fromkeys(streams["headers"], "***")
+        for holder in [*(steady.get("probes") or []), steady.get("cost") or {}]:
+            if holder.get("auth"):  # Prometheus credentials
+                holder["auth"] = "***"
         return data

@@ -12,6 +12,8 @@ the answer holds against a bound::
         on_empty: fail                   # or skip: no series is then no verdict
         auth: {bearer_token: ${PROM_TOKEN}}   # or {basic: {username, password}}
         timeout: 5s
+        delay: 15s                       # when to ask after a window ends; default: one scrape
+                                         # interval of that Prometheus (read at preflight)
 
 This module imports nothing from ``model``, so ``model`` can import it.
 """
@@ -136,6 +138,7 @@ class PromProbe(PrometheusRef):
     bound: Bound
     phases: tuple[Phase, ...] = PHASES
     on_empty: Literal["fail", "skip"] = "fail"
+    delay: Timeout | None = None
 
     @field_validator("name")
     @classmethod

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from brownout.fleet.records import Arming, FleetRecord
 from brownout.fleet.sink import GroupSink
+from brownout.observe.sidecars import SidecarReader
 
 if TYPE_CHECKING:
     from brownout.runner.plan import Plan
+
+
+def fleet_admins(plan: Plan) -> tuple[str, ...]:
+    """Every Brownout sidecar of the fleet as resolved at preflight (each once, in group order)."""
+    record = plan.fleet
+    if record is None:
+        return ()
+    return tuple(dict.fromkeys(a for g in record.groups if g.how != "toxiproxy" for a in g.sidecars))
+
+
+def read_resolved_fleet(observers: Sequence[object], plan: Plan) -> None:
+    """The sidecar reader reads every sidecar resolved at preflight (a discovered group is known
+    only then), not just the URLs written in the file."""
+    for observer in observers:
+        if isinstance(observer, SidecarReader):
+            observer.admins = fleet_admins(plan)
 
 
 def fleet_event(plan: Plan) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from brownout.load.client import HttpClient, Job, parse_target
@@ -69,13 +69,17 @@ async def run_load(
     stats: WindowSeries | None = None,
     max_start_lag: float = 0.5,
     on_in_flight: Callable[[float, int], None] | None = None,
+    arrivals: Iterator[float] | None = None,
+    start_at: float | None = None,
 ) -> LoadSummary:
     """Run ``shape`` open-loop against ``target_url`` and summarise it.
 
     ``clock`` must be monotonic seconds (default ``time.monotonic``). ``stats`` lets a
     caller watch windows fill while the run goes (live view); one is made if not given.
     ``on_record`` sees every record, edge cases and drops included; ``on_in_flight(t, n)``
-    the requests on the wire at run second ``t``, once per scheduling tick.
+    the requests on the wire at run second ``t``, once per scheduling tick. ``arrivals``
+    replaces the shape's own schedule (a worker's share of a distributed run: the shape still
+    gives the run's length) and ``start_at`` is the clock value of t = 0 (default: now).
     """
     if in_flight_cap < 1:
         raise InvalidInput("must be >= 1", "in_flight_cap")
@@ -85,8 +89,8 @@ async def run_load(
         raise InvalidInput("must be >= 0", "max_requests")
     engine = _Engine(target_url, shape, payloads or PayloadSource(), connections, in_flight_cap,
                      max_requests, request_timeout, keep_bodies, on_record, stop, clock,
-                     stats or WindowSeries(window_s), max_start_lag, on_in_flight)
-    return await engine.run()
+                     stats or WindowSeries(window_s), max_start_lag, on_in_flight, arrivals)
+    return await engine.run(start_at)
 
 
 class _Engine:
@@ -94,7 +98,8 @@ class _Engine:
                  cap: int, max_requests: int | None, timeout: float, keep_bodies: bool,
                  on_record: Callable[[RequestRecord], None] | None, stop: asyncio.Event | None,
                  clock: Callable[[], float] | None, stats: WindowSeries, max_start_lag: float,
-                 on_in_flight: Callable[[float, int], None] | None) -> None:
+                 on_in_flight: Callable[[float, int], None] | None,
+                 arrivals: Iterator[float] | None = None) -> None:
         self.url = url
         self.shape = shape
         target = parse_target(url)
@@ -112,7 +117,7 @@ class _Engine:
         self.on_in_flight = on_in_flight
         self.tally = EdgeCaseTally(payloads.edge_cases)
         self.max_start_lag = max_start_lag
-        self.arrivals = arrival_times(shape)
+        self.arrivals = arrivals if arrivals is not None else arrival_times(shape)
         self.next_t: float | None = None
         self.t0 = 0.0
         self.scheduled = self.sent = self.dropped = 0
@@ -125,9 +130,9 @@ class _Engine:
         self.ended: asyncio.Future[None] = self.loop.create_future()
         self.drained: asyncio.Future[None] = self.loop.create_future()
 
-    async def run(self) -> LoadSummary:
+    async def run(self, start_at: float | None = None) -> LoadSummary:
         self.next_t = next(self.arrivals, None)
-        self.t0 = self.clock() + 0.005  # a moment to get the first timer armed
+        self.t0 = self.clock() + 0.005 if start_at is None else start_at  # a moment to arm the first timer
         self._arm()
         waiters: list[asyncio.Future[object]] = [self.ended]  # type: ignore[list-item]
         if self.stop is not None:

@@ -12,19 +12,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
 import aiohttp
+import yaml
 
-from faults.errors import BrownoutError, Unauthorized, Unreachable
+from faults.errors import QueryFailed, Unauthorized, Unreachable
 
 QUERY_PATH = "/api/v1/query"
-
-
-class QueryFailed(BrownoutError):
-    """Prometheus answered, but not with a result a probe can judge (its error text included)."""
+CONFIG_PATH = "/api/v1/status/config"
+_PROM_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+__all__ = ["BasicAuth", "PrometheusClient", "QueryFailed", "QueryResult", "Sample"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,25 @@ class PrometheusClient:
         body, status = await self._post(form)
         return _result(body, status, self.url)
 
+    async def scrape_interval(self) -> float | None:
+        """Prometheus' global ``scrape_interval`` (its running configuration); None when it does not
+        say (an API in front of it without ``/api/v1/status/config``, Thanos, Mimir...)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
+        try:
+            async with self._session.get(self.url + CONFIG_PATH) as resp:
+                body = await resp.json(content_type=None) if resp.status == 200 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError, ValueError):
+            return None
+        data = body.get("data") if isinstance(body, dict) else None
+        try:
+            config = yaml.safe_load(data.get("yaml", "")) if isinstance(data, dict) else None
+        except yaml.YAMLError:
+            return None
+        glob = config.get("global") if isinstance(config, dict) else None
+        interval = glob.get("scrape_interval") if isinstance(glob, dict) else None
+        return parse_prometheus_duration(interval) if isinstance(interval, str) else None
+
     async def _post(self, form: dict[str, str]) -> tuple[Any, int]:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
@@ -148,3 +169,11 @@ def _result(body: Any, status: int, url: str) -> QueryResult:
 def _sample(metric: dict[str, str], point: list[Any]) -> Sample:
     stamp, value = point
     return Sample(labels=tuple(sorted(metric.items())), value=float(value), timestamp=float(stamp))
+
+
+def parse_prometheus_duration(text: str) -> float | None:
+    """Prometheus' duration syntax (``15s``, ``1m30s``, ``500ms``) in seconds; None if it is not one."""
+    parts = _PROM_DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(int(n) * _UNIT_S[u] for n, u in parts)

@@ -113,6 +113,16 @@ def _phases(view: ReportView) -> str:
     return "<h2>Phases</h2>" + _table(headers, rows, frozenset(range(3, 11)) | {1})
 
 
+def _cost(view: ReportView) -> str:
+    cost = view.cost
+    if cost is None or not cost.phases:
+        return ""
+    rows = [([_e(phase), _e(_num(cpu, ".4g")), _e(_num(joules, ".4g"))], False) for phase, cpu, joules in cost.phases]
+    absent = f"<p class=\"muted\">Energy not measured: {_e(cost.energy_absent)}</p>" if cost.energy_absent else ""
+    return (f"<h2>Cost per 1,000 successful predictions</h2><p class=\"muted\">{_e(cost.source)}</p>"
+            + _table(("phase", "CPU-seconds", "joules"), rows, frozenset({1, 2})) + absent)
+
+
 def _span(start: float | None, end: float | None) -> str:
     if start is None:
         return "–"
@@ -156,7 +166,7 @@ def _timeline(view: ReportView) -> str:
 def render_html_from_journal(journal: Mapping[str, Any]) -> str:
     """The whole page, from a journal dict (as ``journal.json`` holds it)."""
     view = parse_journal(journal)
-    parts = [_header(view), _verdicts(view), _phases(view)]
+    parts = [_header(view), _verdicts(view), _phases(view), _cost(view)]
     charts = run_charts(view)
     stress = stress_chart(view)
     first = True

@@ -9,11 +9,12 @@ from html import escape
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from brownout.report.html_model import ReportView, StressSeries, WindowPoint
+from brownout.report.html_model import ProbeSeries, ReportView, StressSeries, WindowPoint
 
 FAULT_COLOR = "#d62728"
 _PHASE_COLOR = "#555555"
 _HEIGHT = 340
+_MAX_LINES = 12  # series drawn per probe chart (the verdicts name them all)
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,51 @@ def quality_chart(view: ReportView) -> Chart | None:
     return Chart("quality", "Prediction quality: golden agreement and drift (PSI) per window", _decorate(fig, view))
 
 
+def probe_chart(view: ReportView, probe: ProbeSeries, number: int) -> Chart:
+    """A PromQL probe's value per window, a line per series it returned, with its bound."""
+    fig = go.Figure()
+    failed_x: list[float] = []
+    failed_y: list[float | None] = []
+    for subject, points in probe.lines[:_MAX_LINES]:
+        label = subject or probe.name
+        hover = [escape(f"window {p.window}: {label}" + ("" if p.ok else "; FAILED")) for p in points]
+        fig.add_trace(go.Scatter(x=[p.mid for p in points], y=[p.value for p in points], name=escape(label),
+                                 mode="lines+markers", text=hover, hovertemplate="%{y}<br>%{text}", connectgaps=False))
+        failed_x += [p.mid for p in points if not p.ok]
+        failed_y += [p.value if p.value is not None else 0.0 for p in points if not p.ok]
+    if failed_x:
+        fig.add_trace(go.Scatter(x=failed_x, y=failed_y, name="window failed", mode="markers",
+                                 marker={"symbol": "x", "size": 10, "color": FAULT_COLOR}, hoverinfo="skip"))
+    for comparison, bound in probe.bounds:
+        fig.add_hline(y=bound, line={"color": "#7f7f7f", "dash": "dash", "width": 1},
+                      annotation_text=escape(f"bound {comparison} {bound:g}"), annotation_position="top right")
+    more = f" (first {_MAX_LINES} of {len(probe.lines)} series)" if len(probe.lines) > _MAX_LINES else ""
+    title = f"PromQL probe {probe.name}: {probe.query}{more}"
+    return Chart(f"probe-{number}", title, _decorate(_layout(fig, view, probe.name), view))
+
+
+def cost_chart(view: ReportView) -> Chart | None:
+    """CPU-seconds (left) and joules (right, where RAPL is readable) per 1,000 successful predictions."""
+    cost = view.cost
+    if cost is None:
+        return None
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    x = [p.mid for p in cost.points]
+    fig.add_trace(go.Scatter(x=x, y=[p.cpu_per_1k for p in cost.points], name="CPU-seconds per 1,000",
+                             mode="lines+markers", line={"color": "#8c564b"}, connectgaps=False), secondary_y=False)
+    has_energy = any(p.joules_per_1k is not None for p in cost.points)
+    if has_energy:
+        fig.add_trace(go.Scatter(x=x, y=[p.joules_per_1k for p in cost.points], name="joules per 1,000",
+                                 mode="lines+markers", line={"color": "#e377c2", "dash": "dash"}, connectgaps=False),
+                      secondary_y=True)
+    _layout(fig, view, "CPU-seconds per 1,000 successful predictions", secondary_y=False)
+    fig.update_yaxes(title_text="joules per 1,000" if has_energy else "", rangemode="tozero", secondary_y=True,
+                     showgrid=False, visible=has_energy)
+    energy = "" if has_energy or cost.energy_absent is None else f"; energy not measured: {cost.energy_absent}"
+    title = f"Cost per 1,000 successful predictions per window ({cost.source}){energy}"
+    return Chart("cost", title, _decorate(fig, view))
+
+
 def stress_chart(view: ReportView) -> Chart | None:
     """The stress search: p99 and error rate at each rate step, without and with faults."""
     if not view.stress:
@@ -191,5 +237,6 @@ def run_charts(view: ReportView) -> list[Chart]:
     """The charts over run time; none when the run closed no window."""
     if not view.windows:
         return []
-    charts = [latency_chart(view), error_chart(view), throughput_chart(view), quality_chart(view)]
+    charts = [latency_chart(view), error_chart(view), throughput_chart(view), quality_chart(view),
+              *(probe_chart(view, p, i) for i, p in enumerate(view.probes)), cost_chart(view)]
     return [c for c in charts if c is not None]

@@ -119,6 +119,39 @@ class StressSeries:
 
 
 @dataclass(frozen=True)
+class ProbePoint:
+    window: int
+    mid: float
+    value: float | None
+    ok: bool
+
+
+@dataclass(frozen=True)
+class ProbeSeries:
+    """One PromQL probe over time: a line per series it returned (``subject``: its labels)."""
+
+    name: str
+    query: str
+    bounds: tuple[tuple[str, float], ...]
+    lines: tuple[tuple[str, tuple[ProbePoint, ...]], ...]
+
+
+@dataclass(frozen=True)
+class CostPoint:
+    mid: float
+    cpu_per_1k: float | None
+    joules_per_1k: float | None
+
+
+@dataclass(frozen=True)
+class CostView:
+    source: str
+    energy_absent: str | None
+    points: tuple[CostPoint, ...]
+    phases: tuple[tuple[str, float | None, float | None], ...]  # (phase, CPU-s/1k, J/1k)
+
+
+@dataclass(frozen=True)
 class ReportView:
     title: str
     outcome: str
@@ -137,6 +170,8 @@ class ReportView:
     recovery: str | None
     stress: tuple[StressSeries, ...]
     capacity_under_fault: float | None
+    probes: tuple[ProbeSeries, ...] = ()
+    cost: CostView | None = None
 
     def bound(self, sli: str) -> tuple[str, float] | None:
         """The SLA bound of ``sli`` (the same in every phase), for a line on its chart."""
@@ -233,7 +268,8 @@ def _check(c: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]]) -> Check
     return CheckRow(
         name=_text(c.get("name")), phase=phase, sli=sli, comparison=comparison, bound=_num(c.get("bound")),
         windows=_int(c.get("windows")), ok=bool(c.get("ok")), worst=_worst(verdicts, phase, sli, comparison),
-        failures=len(failures) if isinstance(failures, list) else 0, message=_text(c.get("message")),
+        failures=len({f.get("window") for f in failures if isinstance(f, Mapping)}) if isinstance(failures, list) else 0,
+        message=_text(c.get("message")),
         no_data=_int(c.get("no_data")) or 0,
     )
 
@@ -277,11 +313,48 @@ def _stress(extra: Mapping[str, Any]) -> tuple[tuple[StressSeries, ...], float |
     return tuple(series), _num(stress.get("capacity_under_fault"))
 
 
+def _probes(definition: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]],
+            windows: Sequence[Mapping[str, Any]]) -> tuple[ProbeSeries, ...]:
+    steady = _map(definition.get("steady_state"), "experiment.definition.steady_state")
+    mids = {_int(w.get("index")): ((_num(w.get("start")) or 0.0) + (_num(w.get("end")) or 0.0)) / 2 for w in windows}
+    out = []
+    for i, probe in enumerate(_list(steady.get("probes"), "experiment.definition.steady_state.probes")):
+        name = _text(_map(probe, f"experiment.definition.steady_state.probes[{i}]").get("name"))
+        mine = [v for v in verdicts if v.get("sli") == name and _int(v.get("window")) in mids]
+        bounds = tuple(dict.fromkeys((_text(v.get("comparison")), b) for v in mine if (b := _num(v.get("bound"))) is not None))
+        lines: dict[str, dict[int, ProbePoint]] = {}
+        for v in mine:
+            index = _int(v.get("window"))
+            assert index is not None
+            points = lines.setdefault(_text(v.get("subject")), {})
+            seen = points.get(index)  # several terms of a bound: one point, failed if any failed
+            ok = bool(v.get("ok")) and (seen is None or seen.ok)
+            points[index] = ProbePoint(index, mids[index], _num(v.get("value")), ok)
+        out.append(ProbeSeries(name, _text(probe.get("query")), bounds,
+                               tuple((subject, tuple(sorted(p.values(), key=lambda p: p.window)))
+                                     for subject, p in lines.items())))
+    return tuple(out)
+
+
+def _cost(windows: Sequence[Mapping[str, Any]], phases: Sequence[Mapping[str, Any]]) -> CostView | None:
+    costs = [(w, _map(w.get("cost"), f"windows[{i}].cost")) for i, w in enumerate(windows) if w.get("cost")]
+    if not costs:
+        return None
+    points = tuple(CostPoint(((_num(w.get("start")) or 0.0) + (_num(w.get("end")) or 0.0)) / 2,
+                             _num(c.get("cpu_seconds_per_1k")), _num(c.get("joules_per_1k"))) for w, c in costs)
+    by_phase = tuple((_text(p.get("phase")), _num(c.get("cpu_seconds_per_1k")), _num(c.get("joules_per_1k")))
+                     for i, p in enumerate(phases) if (c := _map(p.get("cost"), f"phases[{i}].cost")))
+    first = costs[0][1]
+    absent = first.get("energy_absent")
+    return CostView(_text(first.get("source")), None if absent is None else _text(absent), points, by_phase)
+
+
 def parse_journal(journal: Mapping[str, Any]) -> ReportView:
     if not isinstance(journal, Mapping):
         raise InvalidInput("a journal must be a JSON object")
     status, experiment = _map(journal.get("status"), "status"), _map(journal.get("experiment"), "experiment")
     verdicts = _items(journal, "verdicts")
+    windows = _items(journal, "windows")
     stress, capacity = _stress(_map(journal.get("extra"), "extra"))
     return ReportView(
         title=_text(experiment.get("title")) or "experiment", outcome=_text(status.get("outcome")) or "unknown",
@@ -289,7 +362,7 @@ def parse_journal(journal: Mapping[str, Any]) -> ReportView:
         source=_text(experiment.get("source")), seed=_int(experiment.get("seed")),
         started_at=_text(journal.get("started_at")), duration_s=_num(journal.get("duration_s")),
         version=_text(journal.get("brownout_version")),
-        windows=tuple(_window(w, i) for i, w in enumerate(_items(journal, "windows"))),
+        windows=tuple(_window(w, i) for i, w in enumerate(windows)),
         injections=tuple(_injection(j) for j in _items(journal, "injections")),
         checks=tuple(_check(c, verdicts) for c in _items(journal, "checks")),
         phases=tuple(_phase(p, i) for i, p in enumerate(_items(journal, "phases"))),
@@ -297,4 +370,6 @@ def parse_journal(journal: Mapping[str, Any]) -> ReportView:
                      for e in _items(journal, "timeline")),
         recovery=_recovery(_map(journal.get("recovery"), "recovery")),
         stress=stress, capacity_under_fault=capacity,
+        probes=_probes(_map(experiment.get("definition"), "experiment.definition"), verdicts, windows),
+        cost=_cost(windows, _items(journal, "phases")),
     )

@@ -28,11 +28,25 @@ windows          [{index, phase, start, end, active_faults[], ok,
                            echo_checked, echo_mismatches},
                    streams{streams, integrity_failures, problems{}, ttft_p50_ms, ttft_p99_ms,
                            itl_p99_ms, e2el_p99_ms, goodput, tokens} | null,
-                   verdicts[verdict], abort[verdict]}]
+                   verdicts[verdict], abort[verdict],
+                   notes[str]                        what an observer could not see of the window,
+                   sidecars{ADMIN_URL: sidecar}      every proxy's own count over the window
+                                                     (present when the experiment has proxies),
+                   cost{cost}}]                      (present with steady_state.cost, or under
+                                                     brownout demo)
 verdicts         [verdict]   every window verdict, flat:
-                 {phase, window, start, end, sli, comparison: "<="|">=", bound, value, ok,
-                  no_data, active_faults[], message}
-phases           [{phase, windows, held, stats{...}, quality{...}, streams{...} | null}]
+                 {phase, window, start, end, sli, subject, comparison: "<="|"<"|">="|">"|"==",
+                  bound, value, ok, no_data, active_faults[], note, message}
+                 subject: what the SLI was measured on besides its name ("" for the load's own
+                 SLIs; a PromQL probe's series, e.g. {job="model-api"}); note: why no data
+phases           [{phase, windows, held, stats{...}, quality{...}, streams{...} | null,
+                   sidecars{...}, cost{...}}]        the phase's windows summed
+sidecar          {ok, restarted, note, windows_without_data, requests,
+                  routes{ROUTE: {requests, statuses{"200": n, ...}}}}   (ok false: no data)
+cost             {source, cpu_seconds, successes, cpu_seconds_per_1k, joules, joules_per_1k,
+                  energy_absent: str|null, windows, windows_without_cpu, notes[]}
+                 successes: 2xx answers the load generator got in the windows whose CPU was
+                 measured; per_1k: per 1,000 of them; joules: this machine's RAPL counters
 checks           [{name, phase, sli, comparison, bound, windows, no_data, ok, failures[verdict], message}]
 recovery         {faults_ended_at, within, deadline, recovered, time_to_recover_s} | null
 extra            {}   runner additions (stress breaking points, edge-case findings, ...)

@@ -32,6 +32,24 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
             for r in rows]
 
 
+def _cost(report: RunReport) -> list[str]:
+    """CPU-seconds (and joules) per 1,000 successful predictions, per phase."""
+    costs = [(p.phase, dict(p.observed)["cost"].as_dict()) for p in report.phases if "cost" in dict(p.observed)]
+    if not costs:
+        return []
+    rows: list[tuple[str, ...]] = [("phase", "CPU-s", "2xx", "CPU-s/1k", "J/1k")]
+    for phase, c in costs:
+        rows.append((phase, _num(c["cpu_seconds"], digits=2), str(c["successes"]), _num(c["cpu_seconds_per_1k"], digits=3),
+                     _num(c["joules_per_1k"], digits=1)))
+    out = ["", f"  cost per 1,000 successful predictions ({costs[0][1]['source']}):", *_table(rows)]
+    absent = costs[0][1]["energy_absent"]
+    if absent:
+        out.append(f"  energy: not measured: {absent}")
+    notes = list(dict.fromkeys(n for _, c in costs for n in c["notes"]))
+    out += [f"  cost: {n}" for n in notes[:3]]
+    return out
+
+
 def _paint(text: str, code: str, color: bool) -> str:
     return f"\033[{code}m{text}\033[0m" if color else text
 
@@ -68,6 +86,8 @@ def render_summary(report: RunReport, *, paths: Mapping[str, Path] | None = None
                 rows.append((p.phase, str(t.streams), str(t.integrity_failures), _num(t.ttft_p50_ms), _num(t.ttft_p99_ms),
                              _num(t.itl_p99_ms), _num(t.goodput, 100, 1)))
             lines += ["", *_table(rows)]
+
+        lines += _cost(report)
 
     stress = report.extra.get("stress")
     if stress:

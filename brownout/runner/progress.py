@@ -67,8 +67,8 @@ class Progress:
 
     def window(self, result: WindowResult) -> None:
         broken = [v for v in result.verdicts if not v.ok]
-        held = "held" if not broken else "; ".join(f"{v.sli} {v.value:.4g} (bound {v.bound:g})" for v in broken
-                                                   if v.value is not None)
+        held = "held" if not broken else "; ".join(
+            f"{v.name} {'no data' if v.value is None else format(v.value, '.4g')} (bound {v.bound:g})" for v in broken)
         self.sla = f"window {result.index} ({result.phase}): {held}"
         self.phase = result.phase
         # The faults of the window's own span, not those active as its line is printed.

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 
 from brownout.load.shapes import StressShape
-from brownout.load.stress import StepResult, describe_breach, find_breaking_point, load_step_runner
-from brownout.runner.context import RunContext, payload_source
+from brownout.load.stress import StepResult, describe_breach, find_breaking_point
+from brownout.runner.context import RunContext, step_runner
 
 
 async def run_stress(run: RunContext, session: aiohttp.ClientSession) -> dict[str, Any]:
@@ -20,8 +20,7 @@ async def run_stress(run: RunContext, session: aiohttp.ClientSession) -> dict[st
     shape = run.plan.body_shape
     assert isinstance(shape, StressShape)
     sla = exp.steady_state.sla
-    run_step = load_step_runner(exp.target.url, payload_source(exp), connections=exp.load.connections,
-                                request_timeout=exp.load.timeout, window_s=exp.steady_state.window)
+    run_step = step_runner(run)  # on the experiment's engine (local or locust)
 
     def step_done(label: str) -> Any:
         def on_step(step: StepResult) -> None:

@@ -1,11 +1,14 @@
 """The steady-state checker: records and golden probes in, window results and verdicts out.
 
-The runner feeds records (``feed``), golden probe results (``feed_probe``) and probed
-streams (``feed_stream``) as they arrive and
+The runner feeds records (``feed``), golden probe results (``feed_probe``), probed
+streams (``feed_stream``) and what observers outside the load generator saw of a window
+(``feed_observation``: ``brownout.steady.observations``) as they arrive, and
 closes windows in order once their answers are in (``close_due`` with a grace of the
-request timeout, or ``close_window``). It says which phase a window belongs to and which
+request timeout and, when observers watch, once ``ready`` says their observations are in;
+or ``close_window``). It says which phase a window belongs to and which
 faults were active; the checker knows nothing of the timeline. Records of a window already
-closed are counted in ``late`` and otherwise ignored.
+closed are counted in ``late`` and otherwise ignored. Load generated elsewhere (the
+``locust`` engine's workers) comes as window accumulators instead (``merge_window``).
 
 Drift (PSI) compares against the scores of the windows closed as ``baseline``. A window's
 PSI is taken over the most recent scores of its phase (up to ``DRIFT_POOL``, this window's
@@ -17,7 +20,7 @@ of scores.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +33,7 @@ from brownout.steady.golden import (
     judge_probe,
 )
 from brownout.steady.invariants import Invariants, ResponseCheck
+from brownout.steady.observations import Detail, Observation
 from brownout.steady.quality import (
     DRIFT_POOL,
     MIN_DRIFT_SAMPLES,
@@ -66,6 +70,8 @@ class WindowResult:
     verdicts: tuple[Verdict, ...]
     abort: tuple[Verdict, ...]  # safeguards breached: the runner stops the run
     streams: StreamStats | None = None  # None: the experiment probes no streams
+    observed: tuple[tuple[str, Detail], ...] = ()  # observers' details, by observer name
+    notes: tuple[str, ...] = ()  # what observers could not see of this window
 
     @property
     def index(self) -> int:
@@ -80,7 +86,8 @@ class WindowResult:
                 "active_faults": list(self.active_faults), "ok": self.ok, "stats": self.stats.as_dict(),
                 "quality": self.quality.as_dict(), "verdicts": [v.as_dict() for v in self.verdicts],
                 "abort": [v.as_dict() for v in self.abort],
-                "streams": self.streams.as_dict() if self.streams is not None else None}
+                "streams": self.streams.as_dict() if self.streams is not None else None,
+                **{name: detail.as_dict() for name, detail in self.observed}, "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)
@@ -93,11 +100,13 @@ class PhaseResult:
     stats: WindowStats
     quality: QualityStats
     streams: StreamStats | None = None
+    observed: tuple[tuple[str, Detail], ...] = ()  # observers' details, the phase's windows merged
 
     def as_dict(self) -> dict[str, Any]:
         return {"phase": self.phase, "windows": self.windows, "held": self.held,
                 "stats": self.stats.as_dict(), "quality": self.quality.as_dict(),
-                "streams": self.streams.as_dict() if self.streams is not None else None}
+                "streams": self.streams.as_dict() if self.streams is not None else None,
+                **{name: detail.as_dict() for name, detail in self.observed}}
 
 
 @dataclass
@@ -163,7 +172,10 @@ class SteadyStateChecker:
         self._phases: dict[str, tuple[WindowAccumulator, _Quality]] = {}
         self._drift_pool: deque[float] = deque(maxlen=DRIFT_POOL)
         self._drift_phase: str | None = None
+        self._observed: dict[int, list[Observation]] = {}
+        self._phase_observed: dict[str, dict[str, Detail]] = {}
         self.late = 0
+        self.late_observations = 0
         self.results: list[WindowResult] = []
 
     # -- input
@@ -190,6 +202,26 @@ class SteadyStateChecker:
                 and record.body is not None):
             slot[1].add(self._invariants.check(record.body))
 
+    def merge_window(self, acc: WindowAccumulator, *, responses: int = 0, problems: Mapping[str, int] | None = None,
+                     violations: Mapping[str, int] | None = None, scores: Sequence[float] = ()) -> bool:
+        """Merge window ``acc.index`` gathered elsewhere (a load worker) into the open window, exactly.
+
+        ``responses``, ``problems``, ``violations`` and ``scores`` are the per-response checks of its
+        answers, as ``feed`` adds them. A window already closed counts its records in ``late``
+        (returns False).
+        """
+        if acc.index < self._next:
+            self.late += acc.sent + acc.dropped
+            return False
+        window, quality = self._slot(acc.index)
+        window.merge(acc)
+        window.start, window.end = self.grid.bounds(acc.index)  # the grid's span, whatever acc's clock said
+        quality.responses += responses
+        quality.problems.update(problems or {})
+        quality.violations.update(violations or {})
+        quality.scores.extend(scores)
+        return True
+
     def observe_in_flight(self, t: float, in_flight: int) -> None:
         """The load generator's requests on the wire at run second ``t`` (a window keeps the most)."""
         index = self.grid.index_of(t)
@@ -213,6 +245,13 @@ class SteadyStateChecker:
         slot = self._window(sample.at)
         if slot is not None:
             slot[1].streams.append(sample)
+
+    def feed_observation(self, observation: Observation) -> None:
+        """What an observer saw of a window; one for a window already closed is counted and dropped."""
+        if observation.window < self._next:
+            self.late_observations += 1
+            return
+        self._observed.setdefault(observation.window, []).append(observation)
 
     # -- windows
 
@@ -241,16 +280,31 @@ class SteadyStateChecker:
             sstats = stream_stats(quality.streams, self.steady.streams.sla)
             verdicts += evaluate_streams(stats, sstats, self.steady.streams.sla, phase=phase, active_faults=faults,
                                          window=index)
+        observed, notes = [], []
+        for obs in self._observed.pop(index, ()):
+            detail = obs.detail.settle(stats) if obs.detail is not None else None
+            more = detail.measurements() if detail is not None else ()
+            verdicts += [m.verdict(phase=phase, window=index, start=stats.start, end=stats.end, active_faults=faults)
+                         for m in obs.measurements + more if m.applies_to(phase)]
+            if detail is not None:
+                observed.append((obs.source, detail))
+                pooled = self._phase_observed.setdefault(phase, {})
+                pooled[obs.source] = pooled[obs.source].merge(detail) if obs.source in pooled else detail
+            if obs.error is not None:
+                notes.append(f"{obs.source}: {obs.error}")
         abort = evaluate_abort(stats, self.abort_when, phase=phase, active_faults=faults, window=index)
-        result = WindowResult(phase, stats, qstats, faults, tuple(verdicts), tuple(abort), sstats)
+        result = WindowResult(phase, stats, qstats, faults, tuple(verdicts), tuple(abort), sstats, tuple(observed),
+                              tuple(notes))
         self.results.append(result)
         return result
 
     def close_due(self, now: float, *, grace: float, phase_of: Callable[[float, float], str],
-                  faults_of: Callable[[float, float], Sequence[str]]) -> list[WindowResult]:
-        """Close every window that ended at least ``grace`` seconds before ``now``."""
+                  faults_of: Callable[[float, float], Sequence[str]],
+                  ready: Callable[[int], bool] | None = None) -> list[WindowResult]:
+        """Close every window that ended at least ``grace`` seconds before ``now`` (and, with
+        ``ready``, whose observations are in or timed out)."""
         closed = []
-        while self.grid.bounds(self._next)[1] + grace <= now:
+        while self.grid.bounds(self._next)[1] + grace <= now and (ready is None or ready(self._next)):
             start, end = self.grid.bounds(self._next)
             closed.append(self.close_window(self._next, phase=phase_of(start, end), active_faults=faults_of(start, end)))
         return closed
@@ -276,7 +330,9 @@ class SteadyStateChecker:
             reference = self._reference if phase != BASELINE else None
             streams = self.steady.streams
             sstats = stream_stats(quality.streams, streams.sla) if streams is not None else None
-            out.append(PhaseResult(phase, len(rs), all(r.ok for r in rs), acc.stats(), quality.finish(reference), sstats))
+            observed = tuple(self._phase_observed.get(phase, {}).items())
+            out.append(PhaseResult(phase, len(rs), all(r.ok for r in rs), acc.stats(), quality.finish(reference), sstats,
+                                   observed))
         return out
 
     def recovery(self, faults_ended_at: float, within: float) -> RecoveryResult:

@@ -12,6 +12,11 @@ count such windows apart, a check with data in none of its windows says so (JUni
 Quality SLIs (agreement, PSI, precision, ...) and stream SLIs without data give no verdict:
 they have their own minimum sample sizes, and most windows have no probe result of each.
 Safeguards (``abort_when``) only ever fire on data.
+
+Verdicts also come from outside the load generator (``brownout.steady.observations``: PromQL
+probes, sidecar counters): those name a ``subject`` (a series' labels, a sidecar) besides the
+SLI, may judge several subjects per window, and may fail for no data (a probe's
+``on_empty: fail``). A check counts windows, not verdicts.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from brownout.steady.quality import QualityStats
 from brownout.steady.streams import StreamStats
 from brownout.windows import WindowStats
 
-Comparison = Literal["<=", ">="]
+Comparison = Literal["<=", ">=", "<", ">", "=="]
 
 BASELINE, METHOD, RECOVERY = "baseline", "method", "recovery"
 
@@ -48,10 +53,17 @@ class Verdict:
     ok: bool
     comparison: Comparison = "<="
     active_faults: tuple[str, ...] = ()
+    subject: str = ""          # what was measured besides the SLI: a series' labels, a sidecar
+    note: str | None = None    # why there is no data, or what else the value needs said
 
     @property
     def no_data(self) -> bool:
         return self.value is None
+
+    @property
+    def name(self) -> str:
+        """The SLI and its subject: ``fallback-rate {job="model-api"}``."""
+        return f"{self.sli} {self.subject}" if self.subject else self.sli
 
     @property
     def window(self) -> str:
@@ -63,15 +75,16 @@ class Verdict:
         state = "no data" if self.no_data else "ok" if self.ok else "violated"
         faults = ", ".join(self.active_faults) if self.active_faults else "none"
         where = self.window.replace(")", f", {self.phase})", 1) if self.window_index is not None else self.window
-        return (f"{where}: {self.sli} = {_fmt(self.value)}, bound {self.comparison} {self.bound:g}: {state}; "
+        note = f" ({self.note})" if self.note else ""
+        return (f"{where}: {self.name} = {_fmt(self.value)}, bound {self.comparison} {self.bound:g}: {state}{note}; "
                 f"faults active: {faults}")
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "phase": self.phase, "window": self.window_index, "start": self.window_start,
-            "end": self.window_end, "sli": self.sli, "comparison": self.comparison, "bound": self.bound,
-            "value": self.value, "ok": self.ok, "no_data": self.no_data, "active_faults": list(self.active_faults),
-            "message": self.message(),
+            "end": self.window_end, "sli": self.sli, "subject": self.subject, "comparison": self.comparison,
+            "bound": self.bound, "value": self.value, "ok": self.ok, "no_data": self.no_data,
+            "active_faults": list(self.active_faults), "note": self.note, "message": self.message(),
         }
 
 
@@ -218,8 +231,8 @@ class Check:
     comparison: Comparison
     bound: float
     windows: int
-    failures: tuple[Verdict, ...]
-    no_data: int = 0  # windows without data for this SLI (neither failed nor held)
+    failures: tuple[Verdict, ...]  # every failed verdict (a window may have several subjects)
+    no_data: int = 0  # windows without data for this SLI (neither failed nor held, or failed for it)
 
     @property
     def ok(self) -> bool:
@@ -241,8 +254,12 @@ class Check:
         if self.ok:
             return f"{self.name}: held in {self.windows - self.no_data} window(s){missing}"
         worst = self.failures[0]
-        return (f"{self.name}: violated in {len(self.failures)} of {self.windows} window(s){missing}; "
+        return (f"{self.name}: violated in {self.failed_windows} of {self.windows} window(s){missing}; "
                 f"first: {worst.message()}")
+
+    @property
+    def failed_windows(self) -> int:
+        return len({v.window_index for v in self.failures})
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "phase": self.phase, "sli": self.sli, "comparison": self.comparison,
@@ -251,20 +268,23 @@ class Check:
 
 
 def build_checks(verdicts: Sequence[Verdict], recovery: RecoveryResult | None = None) -> list[Check]:
-    """Group window verdicts into checks, in phase order then first appearance."""
-    groups: dict[tuple[str, str], list[Verdict]] = {}
+    """Group window verdicts into checks (one per phase, SLI and bound), in phase order then first appearance."""
+    groups: dict[tuple[str, str, str, float], list[Verdict]] = {}
     for v in verdicts:
         if v.window_index is not None:
-            groups.setdefault((v.phase, v.sli), []).append(v)
+            groups.setdefault((v.phase, v.sli, v.comparison, v.bound), []).append(v)
     order = {BASELINE: 0, METHOD: 1, RECOVERY: 2}
     checks = []
-    for (phase, sli), vs in sorted(groups.items(), key=lambda kv: order.get(kv[0][0], 3)):
+    for (phase, sli, comparison, bound), vs in sorted(groups.items(), key=lambda kv: order.get(kv[0][0], 3)):
         counted = vs
         if phase == RECOVERY and recovery is not None:
             counted = [v for v in vs if v.window_end > recovery.deadline + 1e-9]
         failures = tuple(v for v in counted if not v.ok)
-        checks.append(Check(phase, sli, vs[0].comparison, vs[0].bound, len(vs), failures,
-                            sum(v.no_data for v in vs)))
+        by_window: dict[int | None, list[Verdict]] = {}
+        for v in vs:
+            by_window.setdefault(v.window_index, []).append(v)
+        no_data = sum(all(v.no_data for v in w) for w in by_window.values())
+        checks.append(Check(phase, sli, comparison, bound, len(by_window), failures, no_data))  # type: ignore[arg-type]
     return checks
 
 

@@ -16,8 +16,8 @@ import yaml
 from tests.conftest import BROWNOUT, REPO
 
 LIBRARY = REPO / "experiments"
-# Shorter for the long ones; the kill needs time for a process to come back.
-SCALE = {"soak": 0.02, "stress-to-failure": 0.1, "gpu-worker-killed": 0.5}
+# Shorter for the long ones; a kill with a restart needs time for a process to come back.
+SCALE = {"soak": 0.02, "stress-to-failure": 0.1, "gpu-worker-killed": 0.5, "gpu-replica-killed": 0.5}
 NAMES = sorted(p.stem for p in LIBRARY.glob("*.yaml"))
 # "200 OK but wrong": the fault families that keep every status 200, and the SLI that must catch each.
 CAUGHT_WITH_200 = {
@@ -28,11 +28,17 @@ CAUGHT_WITH_200 = {
     "llm-cut-stream": "stream_integrity_failures", "llm-drop-finish-reason": "stream_integrity_failures",
     "llm-slow-tokens": "itl_p99_ms", "llm-ttft-delay": "ttft_p99_ms",
     "feature-store-latency": "golden_agreement", "truncated-payloads": "golden_agreement",
+    # Failover and fallback: GPU replicas reset or dead, the degraded score answers with 200.
+    "dropped-connections": "golden_agreement", "gpu-all-replicas-killed": "golden_agreement",
 }
+# The GPU failover game days' own checks (see _check_gpu_game_day).
+GPU_GAME_DAYS = {"gpu-replica-killed", "gpu-all-replicas-killed", "gpu-worker-killed", "gpu-queue-overflow"}
+LATENCY_SLIS = {"latency_p50_ms", "latency_p95_ms", "latency_p99_ms"}
 
 
-def _demo(tmp_path: Path, name: str, demo_cache: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
-    reports = tmp_path / "reports"
+def _demo(tmp_path: Path, name: str, demo_cache: Path,
+          reports_dir: str = "reports") -> tuple[subprocess.CompletedProcess[str], dict]:
+    reports = tmp_path / reports_dir
     result = subprocess.run(
         [*BROWNOUT, "demo", "--experiment", name, "--time-scale", str(SCALE.get(name, 0.15)), "--quiet",
          "--report-dir", str(reports)],
@@ -41,6 +47,18 @@ def _demo(tmp_path: Path, name: str, demo_cache: Path) -> tuple[subprocess.Compl
     )
     journal = json.loads((reports / "journal.json").read_text()) if (reports / "journal.json").exists() else {}
     return result, journal
+
+
+def _failed(journal: dict) -> set[str]:
+    return {v["sli"] for v in journal["verdicts"] if not v["ok"]}
+
+
+def _statuses(journal: dict) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for w in journal["windows"]:
+        for status_class, n in (w["stats"].get("statuses") or {}).items():
+            counts[status_class] = counts.get(status_class, 0) + n
+    return counts
 
 
 def test_library_has_the_classics_each_with_a_description() -> None:
@@ -66,14 +84,41 @@ def test_each_game_day_runs_against_the_demo_stack(tmp_path: Path, name: str, de
     assert all(i["removed"] or i["kind"] == "action" for i in journal["injections"])  # cleanup happened
     assert "reports:" in result.stdout
     if name in CAUGHT_WITH_200:
-        failed = {v["sli"] for v in journal["verdicts"] if not v["ok"]}
-        counts: dict[str, int] = {}
-        for w in journal["windows"]:
-            for status_class, n in (w["stats"].get("statuses") or {}).items():
-                counts[status_class] = counts.get(status_class, 0) + n
+        failed, counts = _failed(journal), _statuses(journal)
         assert result.returncode == 1 and CAUGHT_WITH_200[name] in failed, (failed, result.stdout)
         # The answers were 200s (a stray 5xx on a busy machine aside): the content checks caught it.
         assert counts.get("2xx", 0) >= 0.99 * sum(counts.values()), counts
+    if name in GPU_GAME_DAYS:
+        _check_gpu_game_day(tmp_path, name, demo_cache, result, journal)
+
+
+def _check_gpu_game_day(tmp_path: Path, name: str, demo_cache: Path,
+                        result: subprocess.CompletedProcess[str], journal: dict) -> None:
+    """Two GPU worker replicas, each behind its own sidecar: what each kill or overflow must show."""
+    kills = [i for i in journal["injections"] if i["kind"] == "action"]
+    assert all(i["started_at"] is not None and i["error"] is None for i in kills), kills
+    if name == "gpu-replica-killed":
+        # Failover keeps every answer right; only latency may suffer from a busy machine,
+        # and then the game day gets a second run, as any timing check would.
+        assert not _failed(journal) - LATENCY_SLIS, (_failed(journal), result.stdout)
+        if result.returncode != 0:
+            result, journal = _demo(tmp_path, name, demo_cache, "again")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert journal["recovery"]["recovered"] and len(kills) == 1
+    elif name == "gpu-all-replicas-killed":
+        # Fallback answers: fast 200s, so the reason is a quality SLI, never a transport one.
+        assert "golden_agreement" in journal["status"]["reason"], journal["status"]
+        assert not _failed(journal) & {"error_rate"} and len(kills) == 2
+        assert not journal["recovery"]["recovered"]  # nothing restarts them
+    elif name == "gpu-worker-killed":
+        # The whole tier down for a while: degraded answers seen, then back within the bound (or not: exit 1).
+        assert "golden_agreement" in _failed(journal) and len(kills) == 2
+        counts = _statuses(journal)
+        assert counts.get("2xx", 0) >= 0.99 * sum(counts.values()), counts
+        assert result.returncode == (0 if journal["recovery"]["recovered"] else 1), journal["status"]
+    else:  # gpu-queue-overflow: the shed 503s reach the clients
+        assert result.returncode == 1 and "error_rate" in _failed(journal), (_failed(journal), result.stdout)
+        assert _statuses(journal).get("5xx", 0) > 0
 
 
 def test_default_game_day_names_what_broke(tmp_path: Path, demo_cache: Path) -> None:

@@ -92,14 +92,22 @@ async def test_worker_overflow_reaches_the_client_as_503_with_retry_after(bundle
         assert headers["Retry-After"] == "3" and body["error"] == "GPU worker overloaded"
 
 
-async def test_worker_down_is_503_and_never_a_hang(bundle: DemoBundle, demo_cache: Any,
-                                                   http: aiohttp.ClientSession) -> None:
+async def test_worker_down_degrades_to_the_fallback_score_and_never_hangs(bundle: DemoBundle, demo_cache: Any,
+                                                                          http: aiohttp.ClientSession) -> None:
+    """No replica answers (nothing listens): a fast 200 with the fallback score, flagged degraded."""
     async with start_backends(demo_cache, redis=False) as backends:
         settings = ModelApiSettings(feature_store_url=backends.feature_store_url,
                                     worker_url=f"http://127.0.0.1:{free_port()}")
         async with start_model_api(bundle, settings) as api:
-            status, headers, body = await _post(http, api.url + "/predict", BODY)
-    assert status == 503 and headers["Retry-After"] == "1" and body["error"] == "GPU worker unavailable"
+            started = time.perf_counter()
+            status, _, body = await _post(http, api.url + "/predict", BODY)
+            elapsed = time.perf_counter() - started
+    assert status == 200, body
+    assert body["degraded"] is True and body["fraud"] is False
+    assert body["degraded_reason"] == ("gpu worker unavailable: replica 0 unreachable (ClientConnectorError); "
+                                       "replica 0 unreachable (ClientConnectorError)")  # the default: one retry
+    assert body["score"] == pytest.approx(float(bundle.model.score(np.array([bundle.model.defaults]))[0]), abs=1e-12)
+    assert elapsed < 1.5
 
 
 @pytest.mark.parametrize("raw", [

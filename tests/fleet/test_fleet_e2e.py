@@ -84,10 +84,10 @@ def test_a_sidecar_killed_mid_step_ends_the_run_and_leaves_no_fault(clean: Fleet
     runner = fleet.popen("run", str(path), "--quiet", "--lease", "1.5s")
     try:
         deadline = time.monotonic() + 30
-        while not all(fleet.faults(i) for i in range(5)):
+        while not all([f["state"] for f in fleet.faults(i)] == ["active"] for i in range(5)):
             assert time.monotonic() < deadline and runner.poll() is None, "the fault never reached every sidecar"
             time.sleep(0.1)
-        fleet.kill(2)
+        fleet.kill(2)  # the fault in force everywhere: its lease renewal finds the sidecar gone
         out, err = runner.communicate(timeout=30)
     finally:
         if runner.poll() is None:
@@ -98,7 +98,8 @@ def test_a_sidecar_killed_mid_step_ends_the_run_and_leaves_no_fault(clean: Fleet
     for i in (0, 1, 3, 4):
         assert fleet.faults(i) == []  # removed by the runner's cleanup, not left to the lease
     [injection] = journal["injections"]
-    assert fleet.admin(2) in injection["arming"]["failed"]
+    assert fleet.admin(2) in injection["arming"]["failed"] and "lost while in force" in injection["error"] + \
+        injection["arming"]["failed"][fleet.admin(2)]
 
 
 def test_the_fleet_kill_switch_clears_every_sidecar_and_names_the_unreachable(clean: Fleet) -> None:
@@ -154,19 +155,20 @@ def test_the_dry_run_prints_the_plan_and_changes_nothing(clean: Fleet) -> None:
 
 
 def _after_preflight(runner: subprocess.Popen[str]) -> None:
-    """Read the runner's output up to the fleet it resolved at preflight."""
+    """Read the runner's output up to the baseline's first window: preflight has passed (the fleet
+    resolved, every sidecar's /metrics read once) and the method has not started."""
     assert runner.stdout is not None
     deadline = time.monotonic() + 30
     for line in runner.stdout:
-        if line.startswith("proxies[0]"):
+        if " window 0 " in line:
             return
         assert time.monotonic() < deadline
-    raise AssertionError("the runner never printed the fleet")
+    raise AssertionError("the runner never closed a window")
 
 
 def test_a_sidecar_that_cannot_be_armed_ends_the_run_and_the_others_are_disarmed(clean: Fleet) -> None:
     fleet = clean
-    path = fleet.experiment([{**LATENCY, "at": "1.5s", "duration": "1s"}])
+    path = fleet.experiment([{**LATENCY, "at": "1.5s", "duration": "1s"}], duration="4s")
     runner = fleet.popen("run", str(path))
     _after_preflight(runner)
     fleet.kill(4)  # after preflight, before the step is armed
@@ -182,7 +184,8 @@ def test_a_sidecar_that_cannot_be_armed_ends_the_run_and_the_others_are_disarmed
 
 def test_min_armed_lets_the_step_go_on_without_a_lost_sidecar(clean: Fleet) -> None:
     fleet = clean
-    path = fleet.experiment([{**LATENCY, "at": "1.5s", "duration": "1s", "targets": {"mode": "all", "min_armed": 4}}])
+    path = fleet.experiment([{**LATENCY, "at": "1.5s", "duration": "1s", "targets": {"mode": "all", "min_armed": 4}}],
+                            duration="4s")
     runner = fleet.popen("run", str(path))
     _after_preflight(runner)
     fleet.kill(4)

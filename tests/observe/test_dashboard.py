@@ -101,7 +101,7 @@ async def _traffic(target: str, stop: asyncio.Event, counts: dict[int, int]) -> 
 
 
 async def _kill_and_restart_worker(day: GameDay) -> subprocess.Popen[bytes]:
-    worker = day.backends.processes["gpu-worker"]
+    worker = day.backends.worker_processes[0]
     assert worker.pidfile is not None
     os.kill(int(worker.pidfile.read_text()), signal.SIGKILL)
     await asyncio.sleep(1.5)  # requests meet a refused connection: upstream errors
@@ -128,6 +128,8 @@ async def test_every_dashboard_expression_returns_data(demo_cache: Path, bundle:
             "brownout": day.admin_url + "/metrics", "model-api": day.model_api_url + "/metrics",
             "feature-store": day.backends.feature_store_url + "/metrics",
             "gpu-worker": day.backends.worker_url + "/metrics",
+            # GPU worker replica 0's sidecar: the upstream errors of its killed worker show there.
+            "brownout-gpu-0": day.sidecars[0].admin_url + "/metrics",
         })
         stop, counts = asyncio.Event(), dict[int, int]()
         traffic = asyncio.create_task(_traffic(day.target, stop, counts))
