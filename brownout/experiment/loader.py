@@ -160,6 +160,9 @@ def _semantic_errors(exp: Experiment) -> list[InvalidInput]:
     if exp.load.payloads is not None:
         out += _catch(lambda: load_corpus(exp.load.payloads), "load.payloads")
     out += _name_errors(exp)
+    if exp.steady_state.sidecars is not None and not any(p.admins or p.discover for p in exp.proxies):
+        out.append(InvalidInput("judges the sidecars' own counts: 'proxies' needs a Brownout sidecar "
+                                "(admin or discover)", "steady_state.sidecars"))
     for i, step in exp.fault_steps:
         out += _proxy_errors(exp, i, step)
     predictions = exp.steady_state.predictions

@@ -29,7 +29,7 @@ from brownout.experiment.cost import CostSpec
 from brownout.experiment.faultcheck import build_step_fault, layer_of
 from brownout.experiment.load import LoadShape
 from brownout.experiment.probes import PromProbe
-from brownout.experiment.proxies import ProxyRef, Safety, Targets
+from brownout.experiment.proxies import ProxyRef, Safety, SidecarSlis, Targets
 from brownout.experiment.types import (
     Duration,
     Fraction,
@@ -167,6 +167,7 @@ class SteadyState(_Model):
     streams: Streams | None = None
     probes: tuple[PromProbe, ...] = ()  # PromQL probes, judged every window (brownout.experiment.probes)
     cost: CostSpec | None = None  # CPU-seconds (and joules) per 1,000 successful predictions
+    sidecars: SidecarSlis | None = None  # the sidecars' own counts judged, per sidecar or for the fleet
 
     @field_validator("probes")
     @classmethod

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from brownout.experiment.base import FrozenModel as _Model
 from brownout.experiment.base import http_url as _http_url
+from brownout.experiment.types import Fraction, NonNegative
 
 
 class ProxyRef(_Model):
@@ -122,3 +123,21 @@ class Safety(_Model):
     """Limits every step of the method must keep."""
 
     max_targets_percent: float = Field(default=100.0, gt=0, le=100)
+
+
+class SidecarSla(_Model):
+    """Bounds on what the sidecars themselves counted in a window (``brownout_requests_total``);
+    an absent bound is not checked."""
+
+    error_rate: Fraction | None = None  # 5xx answers / requests
+    min_throughput: NonNegative | None = None  # requests per second through the sidecar (or the fleet)
+
+
+class SidecarSlis(_Model):
+    """``steady_state.sidecars``: judge the sidecars' own request counts every window, for the
+    fleet summed (``scope: fleet``) or for each sidecar (``scope: each``: a verdict per sidecar,
+    naming it). ``route``: one route's requests only (default: every route)."""
+
+    scope: Literal["fleet", "each"] = "fleet"
+    route: str | None = Field(default=None, min_length=1, max_length=64)
+    sla: SidecarSla = Field(default_factory=SidecarSla)

@@ -123,6 +123,21 @@ def _cost(view: ReportView) -> str:
             + _table(("phase", "CPU-seconds", "joules"), rows, frozenset({1, 2})) + absent)
 
 
+def _sidecars(view: ReportView) -> str:
+    """Each sidecar's own counts per phase, when the run read more than one."""
+    if len({r.sidecar for r in view.sidecars}) < 2:
+        return ""
+    rows = [([_e(r.phase), _e(r.sidecar), _e("no data" if r.requests is None else str(r.requests)),
+              _e(_num(None if r.error_rate is None else r.error_rate * 100, ".2f")),
+              _e((f"{r.windows_without_data} window(s) without data " if r.windows_without_data else "")
+                 + ("restarted" if r.restarted else ""))],
+             (r.phase, r.sidecar) in view.failed_sidecars or (r.phase, "fleet") in view.failed_sidecars)
+            for r in view.sidecars]
+    return ("<h2>Sidecars</h2><p class=\"muted\">What each sidecar counted itself (brownout_requests_total), "
+            "per phase; highlighted: a fleet SLI failed there.</p>"
+            + _table(("phase", "sidecar", "requests", "5xx %", "notes"), rows, frozenset({2, 3})))
+
+
 def _span(start: float | None, end: float | None) -> str:
     if start is None:
         return "–"
@@ -166,7 +181,7 @@ def _timeline(view: ReportView) -> str:
 def render_html_from_journal(journal: Mapping[str, Any]) -> str:
     """The whole page, from a journal dict (as ``journal.json`` holds it)."""
     view = parse_journal(journal)
-    parts = [_header(view), _verdicts(view), _phases(view), _cost(view)]
+    parts = [_header(view), _verdicts(view), _phases(view), _sidecars(view), _cost(view)]
     charts = run_charts(view)
     stress = stress_chart(view)
     first = True

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from brownout.fleet.slis import ERROR_RATE, THROUGHPUT, SidecarRow, breakdown
+
 from faults.errors import InvalidInput
 
 
@@ -172,6 +174,8 @@ class ReportView:
     capacity_under_fault: float | None
     probes: tuple[ProbeSeries, ...] = ()
     cost: CostView | None = None
+    sidecars: tuple[SidecarRow, ...] = ()  # each sidecar's own counts per phase (a fleet)
+    failed_sidecars: frozenset[tuple[str, str]] = frozenset()  # (phase, sidecar) with a failed fleet SLI
 
     def bound(self, sli: str) -> tuple[str, float] | None:
         """The SLA bound of ``sli`` (the same in every phase), for a line on its chart."""
@@ -372,4 +376,14 @@ def parse_journal(journal: Mapping[str, Any]) -> ReportView:
         stress=stress, capacity_under_fault=capacity,
         probes=_probes(_map(experiment.get("definition"), "experiment.definition"), verdicts, windows),
         cost=_cost(windows, _items(journal, "phases")),
+        sidecars=tuple(breakdown(_items(journal, "phases"), _sidecar_route(experiment))),
+        failed_sidecars=frozenset((_text(v.get("phase")), _text(v.get("subject"))) for v in verdicts
+                                  if v.get("sli") in (ERROR_RATE, THROUGHPUT) and v.get("ok") is False),
     )
+
+
+def _sidecar_route(experiment: Mapping[str, Any]) -> str | None:
+    definition = _map(experiment.get("definition"), "experiment.definition")
+    spec = _map(_map(definition.get("steady_state"), "steady_state").get("sidecars"), "steady_state.sidecars")
+    route = spec.get("route")
+    return route if isinstance(route, str) else None

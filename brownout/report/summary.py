@@ -7,6 +7,7 @@ from pathlib import Path
 
 from brownout.exit_codes import Outcome
 from brownout.fleet.report import fleet_injection_lines, fleet_lines
+from brownout.fleet.slis import breakdown, breakdown_lines
 from brownout.report.journal import RunReport
 
 _HEADLINE = {
@@ -129,6 +130,11 @@ def render_summary(report: RunReport, *, paths: Mapping[str, Path] | None = None
 
     if report.fleet is not None and any(len(g.sidecars) > 1 or g.how == "discover" for g in report.fleet.groups):
         lines += ["", *fleet_lines(report.fleet)]
+    exp = report.experiment
+    route = exp.steady_state.sidecars.route if exp is not None and exp.steady_state.sidecars is not None else None
+    per_sidecar = breakdown_lines(breakdown([p.as_dict() for p in report.phases], route))
+    if per_sidecar:
+        lines += ["", *per_sidecar]
 
     if paths:
         lines += ["", "  reports: " + ", ".join(str(p) for p in paths.values())]

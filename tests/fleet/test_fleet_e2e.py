@@ -7,7 +7,9 @@ import json
 import math
 import re
 import subprocess
+import threading
 import time
+from typing import Any
 from datetime import datetime
 
 import requests
@@ -195,3 +197,75 @@ def test_min_armed_lets_the_step_go_on_without_a_lost_sidecar(clean: Fleet) -> N
     arming = injection["arming"]
     assert set(arming["activated"]) == {fleet.admin(i) for i in range(4)} and list(arming["failed"]) == [fleet.admin(4)]
     assert injection["removed"] and all(fleet.faults(i) == [] for i in range(4))
+
+
+class _Traffic:
+    """Clients of every sidecar (as production traffic would be), 10 requests a second each,
+    for at most ``limit_s``: the sidecars count them in their own /metrics."""
+
+    def __init__(self, urls: list[str], limit_s: float = 40.0) -> None:
+        self.urls, self.limit_s = urls, limit_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.limit_s
+        with requests.Session() as session:
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                started = time.monotonic()
+                for url in self.urls:
+                    try:
+                        session.get(url, timeout=2)
+                    except requests.RequestException:
+                        pass
+                self.stop.wait(max(0.0, 0.1 - (time.monotonic() - started)))
+
+    def __enter__(self) -> _Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+def _sidecar_experiment(fleet: Fleet, scope: str, error_rate: float) -> Any:
+    return fleet.experiment(
+        [{"fault": "error", "route": "api", "at": "1s", "duration": "2s", "params": {"status": 503},
+          "targets": {"mode": "fixed", "value": 1}}], duration="4s", name=f"slis-{scope}.yaml",
+        steady_state={"window": "1s", "baseline": "1s", "sla": {"error_rate": 1.0},
+                      "sidecars": {"scope": scope, "route": "api", "sla": {"error_rate": error_rate}}})
+
+
+def test_fleet_slis_per_sidecar_name_the_sidecar_that_broke(clean: Fleet) -> None:
+    fleet = clean
+    five = [fleet.admin(i) for i in range(5)]
+    [faulted] = [five[i] for i in choose(5, Targets(mode="fixed", value=1), seed=11, step=0)]
+    with _Traffic([fleet.sidecars[i].url("api", "/") for i in range(5)]):
+        result = fleet.run("run", str(_sidecar_experiment(fleet, "each", 0.1)), "--quiet")
+    assert result.returncode == 1, result.stdout + result.stderr
+    journal = fleet.journal()
+    judged = [v for v in journal["verdicts"] if v["sli"] == "sidecar_error_rate"]
+    assert {v["subject"] for v in judged} == set(five)  # a verdict per sidecar, every window
+    failed = [v for v in judged if not v["ok"]]
+    assert failed and {v["subject"] for v in failed} == {faulted} and {v["phase"] for v in failed} == {"method"}
+    assert faulted in journal["status"]["reason"] and "sidecar_error_rate" in journal["status"]["reason"]
+    method = next(p for p in journal["phases"] if p["phase"] == "method")
+    assert method["sidecars"][faulted]["routes"]["api"]["statuses"].get("503", 0) > 0
+    assert all("503" not in method["sidecars"][s]["routes"]["api"]["statuses"] for s in five if s != faulted)
+    assert "sidecars (their own counts):" in result.stdout and faulted in result.stdout
+    page = (fleet.folder / "reports" / "report.html").read_text()
+    assert "<h2>Sidecars</h2>" in page and f'<tr class="fail"><td>method</td><td>{faulted}</td>' in page
+
+
+def test_fleet_slis_summed_over_the_fleet(clean: Fleet) -> None:
+    fleet = clean
+    with _Traffic([fleet.sidecars[i].url("api", "/") for i in range(5)]):
+        held = fleet.run("run", str(_sidecar_experiment(fleet, "fleet", 0.6)), "--quiet")
+        assert held.returncode == 0, held.stdout + held.stderr  # one sidecar in five: the fleet holds
+        judged = [v for v in fleet.journal()["verdicts"] if v["sli"] == "sidecar_error_rate"]
+        assert {v["subject"] for v in judged} == {"fleet"} and all(v["ok"] for v in judged)
+        assert max(v["value"] for v in judged if v["value"] is not None) > 0.05  # it did see the 503s
+        broke = fleet.run("run", str(_sidecar_experiment(fleet, "fleet", 0.02)), "--quiet")
+    assert broke.returncode == 1, broke.stdout + broke.stderr
+    assert "sidecar_error_rate fleet" in fleet.journal()["status"]["reason"]

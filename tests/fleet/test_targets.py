@@ -130,3 +130,15 @@ def test_the_lead_is_a_few_round_trips_and_bounded() -> None:
     assert lead_for(0.001, 5) == 0.1  # the floor
     assert lead_for(0.02, 10) == pytest.approx(0.26)
     assert lead_for(10.0, 3) == 5.0
+
+
+def test_fleet_slis_need_a_sidecar_and_a_known_scope(tmp_path: Path) -> None:
+    spec = {"window": "1s", "sidecars": {"scope": "each", "sla": {"error_rate": 0.1, "min_throughput": 5}}}
+    path = _file(tmp_path, [{"discover": "http://sidecars:8475"}], [], steady_state=spec)
+    slis = load_experiment(path, env={}).steady_state.sidecars
+    assert slis is not None and slis.scope == "each" and slis.sla.min_throughput == 5
+    path = _file(tmp_path, [{"toxiproxy": "http://127.0.0.1:8474"}], [], steady_state=spec)
+    assert "needs a Brownout sidecar" in _errors(path)["steady_state.sidecars"]
+    path = _file(tmp_path, [{"admin": "http://127.0.0.1:1"}], [],
+                 steady_state={"sidecars": {"scope": "some", "sla": {"error_rate": 2}}})
+    assert set(_errors(path)) == {"steady_state.sidecars.scope", "steady_state.sidecars.sla.error_rate"}
