@@ -64,6 +64,9 @@ class AdminClient:
     async def faults(self) -> list[dict[str, Any]]:
         return await self._call("GET", "/faults")
 
+    async def get_fault(self, fault_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/faults/{fault_id}")
+
     async def add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self._call("POST", "/faults", body)
 

@@ -201,6 +201,10 @@ def _static_fault_errors(faults: Any, route_kinds: Mapping[Any, Any]) -> list[In
             request = parse_body(FaultRequest, body)
             if request.route not in route_kinds:
                 raise InvalidInput(f"unknown route {request.route!r}", "route")
+            if request.start_at is not None or request.end_at is not None:
+                raise InvalidInput("a fault of the config file is in force from the start; "
+                                   "start_at and end_at are for the admin API",
+                                   "start_at" if request.start_at is not None else "end_at")
             if route_kinds[request.route] == "http":
                 build_fault(request.type, request.params)
                 build_match(request.match)

@@ -7,7 +7,10 @@ The same models validate the bodies and describe them in the admin API's OpenAPI
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -26,6 +29,39 @@ DURATION_SCHEMA: dict[str, Any] = {
 Seconds = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_SCHEMA)]
 FAULT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"  # what POST /faults accepts, and every id it makes
 
+# A wall-clock instant: epoch seconds, or RFC 3339 with an explicit offset (never a local time).
+RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+_RFC3339 = re.compile(RFC3339, re.ASCII)
+MAX_EPOCH = 1e11  # year 5138: past it a number is a typo (milliseconds?), not a time
+WALL_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": MAX_EPOCH},
+        {"type": "string", "pattern": RFC3339, "maxLength": 40},
+    ],
+    "description": "a wall-clock time: seconds since the Unix epoch, or RFC 3339 (2025-01-31T12:00:00.250Z)",
+}
+
+
+def parse_wall(value: object) -> float:
+    """Epoch seconds from a number or an RFC 3339 string with an offset; ValueError otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, int) and not 0 <= value <= MAX_EPOCH:  # compared as int: no overflow
+            raise ValueError(f"must be epoch seconds between 0 and {MAX_EPOCH:.0f}")
+        seconds = float(value)
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_EPOCH:
+            raise ValueError(f"must be epoch seconds between 0 and {MAX_EPOCH:.0f}")
+        return seconds
+    if isinstance(value, str) and len(value) <= 40 and _RFC3339.match(value):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError as exc:
+            raise ValueError(f"not a valid time: {exc}") from None
+    raise ValueError("not a wall-clock time: give epoch seconds or RFC 3339 with an offset "
+                     "(2025-01-31T12:00:00Z)")
+
+
+WallTime = Annotated[float, BeforeValidator(parse_wall), WithJsonSchema(WALL_SCHEMA)]
+
 
 class FaultRequest(BaseModel):
     """The body of ``POST /faults`` (and an entry of the config's ``faults:``)."""
@@ -42,6 +78,11 @@ class FaultRequest(BaseModel):
     ttl: Seconds | None = Field(default=None, description="the lease; default and maximum are the proxy's fault_ttl")
     id: str | None = Field(default=None, pattern=FAULT_ID)
     seed: int | None = Field(default=None, ge=INT_MIN, le=INT_MAX, description="seeds the fault's own rng")
+    start_at: WallTime | None = Field(
+        default=None, description="stage the fault: it comes into force at this time on the proxy's clock "
+                                  "(at most an hour ahead; a time already past starts it at once)")
+    end_at: WallTime | None = Field(default=None, description="the fault stops being in force at this time "
+                                                              "(it stays listed, ended, until removed or expired)")
 
 
 class FaultPatch(BaseModel):

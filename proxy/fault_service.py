@@ -6,7 +6,8 @@ leased here), so one API and one kill switch serve both kinds of route.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from faults import build_fault, build_match, known_kinds
@@ -14,6 +15,11 @@ from faults.errors import Conflict, InvalidInput
 from proxy.config import FaultTtlConfig, ProxyConfig, RouteConfig
 from proxy.fault_requests import FaultPatch, FaultRequest
 from proxy.leases import ActiveFault, FaultStore
+
+MAX_AHEAD_S = 3600.0  # start_at at most an hour ahead: further is a clock problem or a typo
+MAX_LATE_S = 60.0  # start_at at most a minute past (a late request starts the fault at once)
+MAX_SPAN_S = 86400.0  # end_at at most a day after the fault starts (the lease bounds it anyway)
+
 
 class ToxicBackend(Protocol):
     """What the fault service needs from the tcp layer."""
@@ -26,7 +32,9 @@ class ToxicBackend(Protocol):
 
 
 class FaultService:
-    def __init__(self, config: ProxyConfig, store: FaultStore, tcp: ToxicBackend | None = None) -> None:
+    def __init__(self, config: ProxyConfig, store: FaultStore, tcp: ToxicBackend | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._wall = wall
         self._routes = {r.name: r for r in config.routes}
         self._ttl: FaultTtlConfig = config.fault_ttl
         self.store = store
@@ -55,15 +63,42 @@ class FaultService:
             raise InvalidInput(f"must be <= the maximum lease of {self._ttl.max:g}s", "ttl")
         return ttl
 
+    def _check_window(self, request: FaultRequest, kind: str, static: bool) -> None:
+        """``start_at``/``end_at``: finite (parsed), within bounds of this proxy's clock, in order."""
+        if request.start_at is None and request.end_at is None:
+            return
+        field = "start_at" if request.start_at is not None else "end_at"
+        if static:
+            raise InvalidInput("a fault of the config file is in force from the start; "
+                               "start_at and end_at are for the admin API", field)
+        if kind != "http":
+            raise InvalidInput("a tcp toxic starts when it is added; start_at and end_at are for http routes", field)
+        now = self._wall()
+        if request.start_at is not None:
+            if request.start_at > now + MAX_AHEAD_S:
+                raise InvalidInput(f"must be at most {MAX_AHEAD_S:g}s ahead of this proxy's clock "
+                                   f"({request.start_at - now:.3f}s ahead)", "start_at")
+            if request.start_at < now - MAX_LATE_S:
+                raise InvalidInput(f"is {now - request.start_at:.3f}s in the past on this proxy's clock "
+                                   f"(at most {MAX_LATE_S:g}s is taken as 'now'): are the clocks in sync?",
+                                   "start_at")
+        begin = max(now, request.start_at if request.start_at is not None else now)
+        if request.end_at is not None:
+            if request.end_at <= begin:
+                raise InvalidInput("must be after start_at and after this proxy's now", "end_at")
+            if request.end_at > begin + MAX_SPAN_S:
+                raise InvalidInput(f"must be at most {MAX_SPAN_S:g}s after the fault starts", "end_at")
+
     async def add(self, request: FaultRequest, *, static: bool = False) -> ActiveFault:
         kind = self.route_kind(request.route)
         ttl = self._lease(request.ttl, static)
+        self._check_window(request, kind, static)
         match = build_match(request.match)
         if kind == "http":
             fault = build_fault(request.type, request.params)
             return self.store.add(
                 fault_id=request.id, fault_type=request.type, route=request.route, fault=fault,
-                match=match, ttl=ttl, seed=request.seed,
+                match=match, ttl=ttl, seed=request.seed, start_at=request.start_at, end_at=request.end_at,
             )
         return await self._add_toxic(request, ttl, match)
 

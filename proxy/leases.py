@@ -6,6 +6,13 @@ The per-route tuples read by the data path are rebuilt on every change (copy on 
 request reads one tuple and never takes a lock. Connection-phase faults (whose hooks include
 ``on_connection``) have their own tuple, read once per accepted connection, so the request
 path pays nothing for them.
+
+A fault may be staged (``start_at``): it is stored at once but joins the per-route tuples only
+when a timer on the event loop fires at ``start_at`` (wall clock, converted once to the loop's
+monotonic clock), so every proxy of a fleet staged ahead of time starts it at the same moment,
+whatever the HTTP calls took. ``end_at`` takes it out of the tuples the same way; an ended fault
+stays listed (``state: ended``) until it is removed or its lease runs out. A staged fault's
+lease counts from ``start_at``, so staging ahead never eats into it.
 """
 
 from __future__ import annotations
@@ -20,9 +27,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from faults import Exchange, ExchangeData, Fault, Hook, Match
 from faults.catalogue import check_match
 from faults.errors import Conflict, InvalidInput, NotFound
+
+log = structlog.get_logger("brownout.leases")
 
 # What a connection-phase fault cannot match on: nothing of a request is known yet.
 _REQUEST_CONDITIONS = ("methods", "path", "headers", "body")
@@ -47,11 +58,24 @@ class ActiveFault:
     seen: int = 0
     injections: int = 0
     on_remove: Callable[[], Any] | None = field(default=None, repr=False)
+    start_at: float | None = None  # wall clock; None: in force from created_at
+    end_at: float | None = None
+    activated_at: float | None = None  # when it came into force (wall clock); None while staged
+    ended_at: float | None = None  # when it stopped being in force (end_at, or removal)
+    # set once the fault is no longer in force (ended or removed): wakes every sleeper at once
     _removed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _timers: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def removed(self) -> bool:
         return self._removed.is_set()
+
+    @property
+    def lifecycle(self) -> str:
+        """``staged`` (waiting for start_at), ``active`` (in force) or ``ended``."""
+        if self.ended_at is not None:
+            return "ended"
+        return "active" if self.activated_at is not None else "staged"
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on behalf of this fault; removing the fault wakes every sleeper at once."""
@@ -99,6 +123,11 @@ class ActiveFault:
             "expires_at": _iso(self.expires_at) if self.expires_at is not None else None,
             "injections": self.injections,
             "seed": self.seed,
+            "state": self.lifecycle,
+            "start_at": _iso_us(self.start_at),
+            "end_at": _iso_us(self.end_at),
+            "activated_at": _iso_us(self.activated_at),
+            "ended_at": _iso_us(self.ended_at),
         }
 
 
@@ -134,10 +163,21 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
+def _iso_us(ts: float | None) -> str | None:
+    """Microseconds: a fleet's arm skew is read from these."""
+    if ts is None:
+        return None
+    whole = int(ts // 1)
+    micros = min(int(round((ts - whole) * 1e6)), 999_999)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
+
+
 class FaultStore:
     """All active faults, by id and by route, with lease expiry."""
 
-    def __init__(self, *, seed: int | None = None, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, seed: int | None = None, wall: Callable[[], float] = time.time,
+                 call_later: Callable[..., Any] | None = None) -> None:
+        self._call_later = call_later  # None: the running loop's (tests pass a fake clock's)
         self._by_id: dict[str, ActiveFault] = {}
         self._http_by_route: dict[str, tuple[ActiveFault, ...]] = {}
         self._connection_by_route: dict[str, tuple[ActiveFault, ...]] = {}
@@ -170,7 +210,8 @@ class FaultStore:
         return list(self._by_id.values())
 
     def count_for(self, route: str) -> int:
-        return sum(1 for f in self._by_id.values() if f.route == route)
+        """Faults in force on ``route`` (staged and ended ones are not)."""
+        return sum(1 for f in self._by_id.values() if f.route == route and f.lifecycle == "active")
 
     # -- writes
 
@@ -186,7 +227,9 @@ class FaultStore:
     def add(
         self, *, fault_id: str | None, fault_type: str, route: str, fault: Fault | None, match: Match,
         ttl: float | None, seed: int | None, on_remove: Callable[[], Any] | None = None,
+        start_at: float | None = None, end_at: float | None = None,
     ) -> ActiveFault:
+        """Add a fault; with ``start_at`` in the future it is staged until then (see the module)."""
         fault_id = fault_id or self.new_id(fault_type)
         if fault_id in self._by_id:
             raise Conflict(f"a fault with id {fault_id!r} already exists")
@@ -195,21 +238,59 @@ class FaultStore:
             check_match(fault, match)
         seed = self.new_seed() if seed is None else seed
         now = self._wall()
+        begin = max(now, start_at if start_at is not None else now)
         active = ActiveFault(
             id=fault_id, type=fault_type, route=route, fault=fault, match=match, created_at=now,
-            expires_at=None if ttl is None else now + ttl, seed=seed, rng=random.Random(seed),
+            expires_at=None if ttl is None else begin + ttl, seed=seed, rng=random.Random(seed),
             hooks=hooks, state=fault.new_state() if fault is not None else None, on_remove=on_remove,
-            needs_body=_needs_body(fault, match),
+            needs_body=_needs_body(fault, match), start_at=start_at, end_at=end_at,
         )
+        if begin <= now:
+            active.activated_at = now
+        else:
+            self._at(active, begin - now, self._activate)
+        if end_at is not None:
+            self._at(active, end_at - now, self._end)
         self._by_id[fault_id] = active
         self._rebuild(route)
         return active
+
+    def _at(self, active: ActiveFault, delay: float, action: Callable[[ActiveFault], None]) -> None:
+        # call_later runs on the loop's monotonic clock: a wall-clock step after staging does
+        # not move the moment, and the timer fires within the loop's resolution (about 1 ms).
+        call_later = self._call_later or asyncio.get_running_loop().call_later
+        active._timers.append(call_later(max(delay, 0.0), action, active))
+
+    def _activate(self, active: ActiveFault) -> None:
+        if self._by_id.get(active.id) is not active or active.lifecycle != "staged":
+            return
+        now = self._wall()
+        if active.start_at is not None and now < active.start_at:  # the loop's timers round to 1 ms
+            self._at(active, active.start_at - now, self._activate)
+            return
+        active.activated_at = now
+        self._rebuild(active.route)
+        log.info("fault_activated", fault_id=active.id, route=active.route, start_at=active.start_at,
+                 late_ms=round((active.activated_at - (active.start_at or active.activated_at)) * 1000, 3))
+
+    def _end(self, active: ActiveFault) -> None:
+        if self._by_id.get(active.id) is not active or active.lifecycle == "ended":
+            return
+        now = self._wall()
+        if active.end_at is not None and now < active.end_at:
+            self._at(active, active.end_at - now, self._end)
+            return
+        active.ended_at = now
+        active._removed.set()
+        self._rebuild(active.route)
+        log.info("fault_ended", fault_id=active.id, route=active.route, end_at=active.end_at)
 
     def renew(self, fault_id: str, ttl: float) -> ActiveFault:
         active = self.get(fault_id)
         if active.expires_at is None:
             raise Conflict(f"fault {fault_id!r} comes from the config file and has no lease to renew")
-        active.expires_at = self._wall() + ttl
+        now = self._wall()
+        active.expires_at = max(now, active.start_at if active.start_at is not None else now) + ttl
         return active
 
     def replace_fault(self, fault_id: str, fault: Fault) -> ActiveFault:
@@ -226,6 +307,10 @@ class FaultStore:
     async def remove(self, fault_id: str) -> ActiveFault:
         active = self.get(fault_id)
         del self._by_id[fault_id]
+        for timer in active._timers:
+            timer.cancel()
+        if active.ended_at is None:
+            active.ended_at = self._wall()
         self._rebuild(active.route)
         active._removed.set()
         if active.on_remove is not None:
@@ -248,7 +333,8 @@ class FaultStore:
         self._listeners.append(listener)
 
     def _rebuild(self, route: str) -> None:
-        faults = [f for f in self._by_id.values() if f.route == route and f.fault is not None]
+        faults = [f for f in self._by_id.values()
+                  if f.route == route and f.fault is not None and f.lifecycle == "active"]
         self._http_by_route[route] = tuple(f for f in faults if not f.connection_phase)
         self._connection_by_route[route] = tuple(f for f in faults if f.connection_phase)
         for listener in self._listeners:

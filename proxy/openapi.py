@@ -37,6 +37,12 @@ class FaultView(BaseModel):
     expires_at: str | None = Field(description="when the lease runs out; null for faults from the config file")
     injections: int = Field(ge=0)
     seed: int
+    state: Literal["staged", "active", "ended"] = Field(
+        description="staged: waiting for start_at; active: in force; ended: past end_at, listed until removed")
+    start_at: str | None = Field(description="when a staged fault comes into force (RFC 3339, UTC, microseconds)")
+    end_at: str | None = Field(description="when it stops being in force, if set")
+    activated_at: str | None = Field(description="when it came into force on this proxy's clock; null while staged")
+    ended_at: str | None = Field(description="when it stopped being in force (end_at, or its removal)")
 
 
 class RouteView(BaseModel):

@@ -17,6 +17,9 @@ Steps, each timed (a table at the end):
   prometheus     PromQL on Prometheus' HTTP API: it scraped the sidecar's injections
   sidecar logs   JSON lines, with fault_injected events on the feature-store route
   compose down   `down -v`; no container, network or volume of the project is left
+  fleet scale    scripts/fleet_compose_check.py: deploy/fleet-compose.yaml's sidecar service
+                 scaled to three (no host ports), all three resolved through Docker's DNS
+                 from a container on its network, cleared by `brownout faults clear --discover`
 
 Only the standard library: CI runs it with the system's python3. Every failure says what
 failed and exits 1; the stack is taken down whatever happens (--keep leaves it up).
@@ -336,6 +339,8 @@ def main() -> int:
                 with step("compose down"):
                     compose_down(stack)
             stack = None
+            with step("fleet scale"):
+                sh(sys.executable, REPO / "scripts" / "fleet_compose_check.py", "--image", IMAGE)
     except (Failed, subprocess.TimeoutExpired) as exc:
         print(f"\nship check FAILED: {exc}", file=sys.stderr)
         if stack is not None:

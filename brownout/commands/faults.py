@@ -12,6 +12,8 @@ import yaml
 
 from brownout.admin_client import AdminClient
 from brownout.aio import run
+from brownout.exit_codes import ExitCode
+from brownout.fleet.kill import clear_fleet, clear_report
 from faults import KINDS, describe
 from faults.errors import InvalidInput
 
@@ -41,7 +43,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     remove = actions.add_parser("remove", help="remove one fault by id")
     remove.add_argument("id")
     admin_args(remove)
-    admin_args(actions.add_parser("clear", help="kill switch: remove every fault on every route now"))
+    clear = actions.add_parser(
+        "clear", help="kill switch: remove every fault on every route now, on one sidecar or a fleet",
+        description="Clears every sidecar named (--admin, repeatable) or resolved (--discover: every address of "
+                    "the name, as for a compose service with replicas or a headless Service), in parallel. "
+                    "Prints what each removed; exit 4 if any could not be reached.")
+    clear.add_argument("--admin", action="append", help="admin API URL (repeatable; default $BROWNOUT_ADMIN "
+                                                        "or http://127.0.0.1:8475 when no --discover)")
+    clear.add_argument("--discover", action="append", default=[], metavar="URL",
+                       help="http://NAME:PORT: clear every sidecar NAME resolves to (repeatable)")
+    clear.add_argument("--token", default=os.environ.get("BROWNOUT_TOKEN"), help="bearer token (every sidecar)")
     catalogue = actions.add_parser("catalogue", help="every fault kind with its parameters (read from the code)")
     catalogue.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=handle)
@@ -62,6 +73,8 @@ def handle(args: argparse.Namespace) -> int:
     if args.action == "catalogue":
         print_catalogue(args.json)
         return 0
+    if args.action == "clear":
+        return _clear(args)
     result = run(_call(args))
     print(json.dumps(result, indent=2))
     return 0
@@ -78,10 +91,20 @@ async def _call(args: argparse.Namespace) -> Any:
                     if value:
                         body[key] = value
                 return await client.add_fault(body)
-            case "remove":
-                return await client.remove_fault(args.id)
             case _:
-                return await client.clear()
+                return await client.remove_fault(args.id)
+
+
+def _clear(args: argparse.Namespace) -> int:
+    admins = args.admin or ([] if args.discover else [os.environ.get("BROWNOUT_ADMIN", "http://127.0.0.1:8475")])
+    results = run(clear_fleet(admins, args.discover, args.token))
+    for result in results:
+        if result.error is not None:
+            print(f"UNREACHABLE {result.admin}: {result.error}", file=sys.stderr)
+        else:
+            print(f"cleared {result.admin}: {len(result.removed)} fault(s) removed", file=sys.stderr)
+    print(json.dumps(clear_report(results), indent=2))
+    return int(ExitCode.COULD_NOT_RUN) if any(r.error is not None for r in results) else 0
 
 
 def print_catalogue(as_json: bool) -> None:

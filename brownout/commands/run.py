@@ -12,12 +12,15 @@ from brownout.aio import run as run_async
 from brownout.commands.load_engine import add_engine_args, engine_overrides
 from brownout.commands.validate import add_override_args
 from brownout.experiment import load_experiment
+from brownout.experiment.model import Experiment
+from brownout.fleet.report import dry_run_lines
 from brownout.liveview import LiveView
 from brownout.report import write_reports
 from brownout.report.journal import RunReport
 from brownout.report.summary import render_summary
 from brownout.runner.context import RunOptions
 from brownout.runner.engine import run_experiment
+from brownout.runner.plan import build_plan
 from faults.units import parse_duration
 from proxy.logs import configure_logging
 
@@ -35,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--report-dir", type=Path, help="where journal.json and junit.xml go (default: report.dir)")
     parser.add_argument("--lease", default="30s", help="lease of each fault, renewed while the run lives (default 30s)")
     parser.add_argument("--quiet", action="store_true", help="no live view or progress lines")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate, resolve the fleet, print which sidecars each step would hit and when it "
+                             "would be armed; change nothing (GETs only) and exit 0 when the plan is valid")
     add_engine_args(parser, default_engine=None)  # --engine, --workers, ...: set the experiment's load.* keys
     parser.set_defaults(handler=handle)
 
@@ -43,6 +49,9 @@ def handle(args: argparse.Namespace) -> int:
     experiment = load_experiment(args.file, overrides=[*args.overrides, *engine_overrides(args)],
                                  time_scale=args.time_scale)
     configure_logging("warning", json_output=False)  # the live view and the summary tell the story
+    if args.dry_run:
+        run_async(_dry_run(experiment, parse_duration(args.lease)))
+        return 0
     view = None if args.quiet else LiveView(sys.stdout)
     options = RunOptions(lease_s=parse_duration(args.lease), view=view, master_bind_host=args.master_bind_host,
                          master_bind_port=args.master_bind_port)
@@ -65,6 +74,18 @@ async def _run_interruptibly(experiment: object, options: RunOptions) -> RunRepo
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _dry_run(experiment: Experiment, lease_s: float) -> None:
+    """Preflight of the fleet (read-only) and the plan it gives; nothing is added anywhere."""
+    steady = experiment.steady_state
+    plan = build_plan(experiment, lease=lease_s, baseline_s=steady.baseline or 2 * steady.window)
+    print(f"dry run of {experiment.title!r}: nothing will be changed")
+    async with plan.clients():
+        await plan.prepare(say=print)
+    for line in dry_run_lines(plan):
+        print(line)
+    print("the plan is valid")
 
 
 def _html(report: RunReport, directory: Path) -> dict[str, Path]:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from brownout.experiment.faultcheck import check_fault_step
 from brownout.experiment.model import ROUTE_BOUNDS, Experiment, FaultStep
 from brownout.experiment.schema import experiment_json_schema
+from brownout.fleet.targets import check_step
 from brownout.library import resolve_reference
 from brownout.load.payloads import load_corpus
 from brownout.load.replay import load_recorded
@@ -159,6 +160,10 @@ def _semantic_errors(exp: Experiment) -> list[InvalidInput]:
     out += _catch(exp.load.edge_case_mix)
     if exp.load.payloads is not None:
         out += _catch(lambda: load_corpus(exp.load.payloads), "load.payloads")
+    out += _name_errors(exp)
+    if exp.steady_state.sidecars is not None and not any(p.admins or p.discover for p in exp.proxies):
+        out.append(InvalidInput("judges the sidecars' own counts: 'proxies' needs a Brownout sidecar "
+                                "(admin or discover)", "steady_state.sidecars"))
     for i, step in exp.fault_steps:
         out += _proxy_errors(exp, i, step)
     sla = exp.steady_state.sla
@@ -201,14 +206,31 @@ def _proxy_errors(exp: Experiment, i: int, step: FaultStep) -> list[InvalidInput
     where = f"method[{i}].proxy"
     if not exp.proxies:
         return [InvalidInput("a fault step needs a proxy, and 'proxies' is empty", where)]
-    if isinstance(step.proxy, int):
-        if not 0 <= step.proxy < len(exp.proxies):
+    index = exp.proxy_index(step)
+    if index is None:
+        if isinstance(step.proxy, int):
             return [InvalidInput(f"no proxy {step.proxy}: 'proxies' has {len(exp.proxies)}", where)]
-        return _toxiproxy_errors(exp, i, step)
-    known = [p.url.rstrip("/") for p in exp.proxies]
-    if step.proxy.rstrip("/") not in known:
-        return [InvalidInput(f"{step.proxy!r} is not one of the proxies' admin URLs: {', '.join(known)}", where)]
+        known = [u for p in exp.proxies for u in (p.name, *p.urls) if u]
+        return [InvalidInput(f"{step.proxy!r} is not the name or a URL of any of the proxies: {', '.join(known)}",
+                             where)]
+    size = exp.proxies[index].fixed_size
+    if size is not None:  # a discovered group is checked at preflight, once resolved
+        try:
+            check_step(size, step.targets, exp.safety, f"method[{i}]")
+        except InvalidInput as exc:
+            return [exc]
     return _toxiproxy_errors(exp, i, step)
+
+
+def _name_errors(exp: Experiment) -> list[InvalidInput]:
+    seen: set[str] = set()
+    out = []
+    for index, ref in enumerate(exp.proxies):
+        if ref.name is not None:
+            if ref.name in seen:
+                out.append(InvalidInput(f"another proxies entry is named {ref.name!r}", f"proxies[{index}].name"))
+            seen.add(ref.name)
+    return out
 
 
 def _toxiproxy_errors(exp: Experiment, i: int, step: FaultStep) -> list[InvalidInput]:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Discriminator,
     Field,
@@ -23,10 +22,13 @@ from pydantic import (
     model_validator,
 )
 
+from brownout.experiment.base import FrozenModel as _Model
+from brownout.experiment.base import http_url as _http_url
 from brownout.experiment.cost import CostSpec
 from brownout.experiment.faultcheck import build_step_fault, layer_of
 from brownout.experiment.load import LoadShape
 from brownout.experiment.probes import PromProbe
+from brownout.experiment.proxies import ProxyRef, Safety, SidecarSlis, Targets
 from brownout.experiment.replay import ReplayAgreement
 from brownout.experiment.types import (
     Duration,
@@ -46,16 +48,6 @@ from proxy.config import ROUTE_NAME, TracingConfig
 _FAULT_TYPES = sorted(set(known_kinds()) | set(known_toxics()))
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, validate_default=True)
-
-
-def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-    return value
-
-
 class Target(_Model):
     """The clients' entry point, through the proxy."""
 
@@ -65,32 +57,6 @@ class Target(_Model):
     @classmethod
     def _url(cls, value: str) -> str:
         return _http_url(value)
-
-
-class ProxyRef(_Model):
-    """A Brownout proxy's admin API, or (``toxiproxy:``) an external Toxiproxy server's API.
-
-    ``token`` is never printed or written to reports.
-    """
-
-    admin: str | None = None
-    toxiproxy: str | None = None
-    token: str | None = Field(default=None, repr=False)
-
-    @field_validator("admin", "toxiproxy")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
-
-    @model_validator(mode="after")
-    def _one(self) -> ProxyRef:
-        if (self.admin is None) == (self.toxiproxy is None):
-            raise ValueError("give exactly one of 'admin' (a Brownout proxy) or 'toxiproxy' (an external Toxiproxy server)")
-        return self
-
-    @property
-    def url(self) -> str:
-        return self.admin or self.toxiproxy or ""
 
 
 FiniteBound = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -243,6 +209,7 @@ class SteadyState(_Model):
     streams: Streams | None = None
     probes: tuple[PromProbe, ...] = ()  # PromQL probes, judged every window (brownout.experiment.probes)
     cost: CostSpec | None = None  # CPU-seconds (and joules) per 1,000 successful predictions
+    sidecars: SidecarSlis | None = None  # the sidecars' own counts judged, per sidecar or for the fleet
 
     @field_validator("probes")
     @classmethod
@@ -258,13 +225,15 @@ class FaultStep(_Model):
     """Inject ``fault`` (an HTTP kind or a tcp toxic type) on ``route`` from ``at`` for ``duration``.
 
     ``at`` is an offset from the start of the method phase; without ``duration`` the fault
-    stays until the method phase ends. ``proxy`` is an index into ``proxies`` or one of
-    their admin URLs. A toxic's ``params`` are its attributes plus ``stream`` and ``toxicity``.
+    stays until the method phase ends. ``proxy`` names an entry of ``proxies``: its index,
+    its ``name`` or one of its URLs; ``targets`` picks members of that group. A toxic's
+    ``params`` are its attributes plus ``stream`` and ``toxicity``.
     """
 
     fault: str = Field(json_schema_extra={"enum": _FAULT_TYPES})
     route: str
     proxy: int | str = 0
+    targets: Targets = Field(default_factory=Targets)
     at: Duration = 0.0
     duration: Duration | None = None
     params: dict[str, Any] = Field(default_factory=dict)
@@ -402,6 +371,7 @@ class Experiment(_Model):
     steady_state: SteadyState = Field(default_factory=SteadyState)
     method: tuple[MethodStep, ...] = ()
     abort_when: AbortWhen | None = None
+    safety: Safety = Field(default_factory=Safety)
     recovery: Recovery = Field(default_factory=Recovery)
     report: Report = Field(default_factory=Report)
     tracing: TracingConfig | None = None  # OpenTelemetry traces of the run (proxy.tracing.settings)
@@ -422,11 +392,21 @@ class Experiment(_Model):
     def action_steps(self) -> list[tuple[int, ActionStep]]:
         return [(i, s) for i, s in enumerate(self.method) if isinstance(s, ActionStep)]
 
-    def proxy_for(self, step: FaultStep) -> ProxyRef:
-        """The proxy a fault step goes to (index or admin URL; the loader checked it exists)."""
+    def proxy_index(self, step: FaultStep) -> int | None:
+        """The index of the ``proxies`` entry a fault step names (index, name or URL); None if none."""
         if isinstance(step.proxy, int):
-            return self.proxies[step.proxy]
-        return next(p for p in self.proxies if p.url.rstrip("/") == step.proxy.rstrip("/"))
+            return step.proxy if 0 <= step.proxy < len(self.proxies) else None
+        wanted = step.proxy.rstrip("/")
+        for index, ref in enumerate(self.proxies):
+            if ref.name == step.proxy or wanted in ref.urls:
+                return index
+        return None
+
+    def proxy_for(self, step: FaultStep) -> ProxyRef:
+        """The entry a fault step goes to (the loader checked it exists)."""
+        index = self.proxy_index(step)
+        assert index is not None, f"step names no proxy: {step.proxy!r}"
+        return self.proxies[index]
 
     def redacted(self) -> dict[str, Any]:
         """JSON-able dump for reports, with proxy tokens and stream probe headers hidden."""

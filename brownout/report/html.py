@@ -144,6 +144,21 @@ def _cost(view: ReportView) -> str:
             + _table(("phase", "CPU-seconds", "joules"), rows, frozenset({1, 2})) + absent)
 
 
+def _sidecars(view: ReportView) -> str:
+    """Each sidecar's own counts per phase, when the run read more than one."""
+    if len({r.sidecar for r in view.sidecars}) < 2:
+        return ""
+    rows = [([_e(r.phase), _e(r.sidecar), _e("no data" if r.requests is None else str(r.requests)),
+              _e(_num(None if r.error_rate is None else r.error_rate * 100, ".2f")),
+              _e((f"{r.windows_without_data} window(s) without data " if r.windows_without_data else "")
+                 + ("restarted" if r.restarted else ""))],
+             (r.phase, r.sidecar) in view.failed_sidecars or (r.phase, "fleet") in view.failed_sidecars)
+            for r in view.sidecars]
+    return ("<h2>Sidecars</h2><p class=\"muted\">What each sidecar counted itself (brownout_requests_total), "
+            "per phase; highlighted: a fleet SLI failed there.</p>"
+            + _table(("phase", "sidecar", "requests", "5xx %", "notes"), rows, frozenset({2, 3})))
+
+
 def _span(start: float | None, end: float | None) -> str:
     if start is None:
         return "–"
@@ -154,11 +169,14 @@ def _injections(view: ReportView) -> str:
     if not view.injections:
         return "<h2>Injections</h2><p class=\"muted\">Nothing was injected.</p>"
     traced = any(i.trace_url for i in view.injections)
+    fleet = any(i.sidecars for i in view.injections)  # the column only when a step went to a group
     rows = [([_e(i.id), _e(i.kind), _e(i.label), _e(_span(i.planned_at, i.planned_until)),
               _e(_span(i.started_at, i.ended_at)), f"<code>{_e(i.params)}</code>", _e(i.state)]
+             + ([_e(i.sidecars or "–")] if fleet else [])
              + ([_link(i.trace_url, "trace") if i.trace_url else "–"] if traced else []),
              i.state.startswith("failed") or i.state == "not removed") for i in view.injections]
-    headers = ("id", "kind", "fault", "planned", "in effect", "params", "state") + (("trace",) if traced else ())
+    headers = (("id", "kind", "fault", "planned", "in effect", "params", "state") + (("sidecars",) if fleet else ())
+               + (("trace",) if traced else ()))
     return "<h2>Injections</h2>" + _table(headers, rows)
 
 
@@ -195,7 +213,7 @@ def render_html_from_journal(journal: Mapping[str, Any]) -> str:
     """The whole page, from a journal dict (as ``journal.json`` holds it)."""
     view = parse_journal(journal)
     retries = parse_retries(journal)
-    parts = [_header(view), _verdicts(view), _phases(view), _cost(view), retry_table(retries)]
+    parts = [_header(view), _verdicts(view), _phases(view), _sidecars(view), _cost(view), retry_table(retries)]
     charts = [*run_charts(view), *filter(None, [retry_chart(view, retries)])]
     stress = stress_chart(view)
     first = True

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from brownout.fleet.slis import ERROR_RATE, THROUGHPUT, SidecarRow, breakdown
+
 from faults.errors import InvalidInput
 
 
@@ -50,6 +52,7 @@ class InjectionRow:
     params: str
     state: str
     trace_url: str | None = None   # its span in the run's trace (tracing.link_template)
+    sidecars: str = ""  # on a group: which members, and how close together they started and ended
 
     @property
     def span(self) -> tuple[float, float | None] | None:
@@ -184,6 +187,8 @@ class ReportView:
     probes: tuple[ProbeSeries, ...] = ()
     cost: CostView | None = None
     trace_url: str | None = None   # the run's trace
+    sidecars: tuple[SidecarRow, ...] = ()  # each sidecar's own counts per phase (a fleet)
+    failed_sidecars: frozenset[tuple[str, str]] = frozenset()  # (phase, sidecar) with a failed fleet SLI
 
     def bound(self, sli: str) -> tuple[str, float] | None:
         """The SLA bound of ``sli`` (the same in every phase), for a line on its chart."""
@@ -251,9 +256,20 @@ def _injection(j: Mapping[str, Any]) -> InjectionRow:
         id=_text(j.get("id")), kind=_text(j.get("kind")), label=f"{_text(j.get('name'))}@{_text(j.get('target'))}",
         planned_at=_num(j.get("planned_at")), planned_until=_num(j.get("planned_until")),
         started_at=_num(j.get("started_at")), ended_at=_num(j.get("ended_at")),
-        params=json.dumps(j.get("params") or {}, sort_keys=True), state=state,
+        params=json.dumps(j.get("params") or {}, sort_keys=True), state=state, sidecars=_arming(j.get("arming")),
         trace_url=_text(j.get("trace_url")) or None,
     )
+
+
+def _arming(arming: Any) -> str:
+    if not isinstance(arming, Mapping) or (_text(arming.get("targets")).endswith(" 1 of 1")
+                                           and not arming.get("failed")):
+        return ""  # one proxy: nothing to add
+    skews = [f"{name} skew {value:.2f} ms" for name, key in (("arm", "arm_skew_ms"), ("disarm", "disarm_skew_ms"))
+             if (value := _num(arming.get(key))) is not None]
+    failed = [f"{k}: {v}" for k, v in (arming.get("failed") or {}).items()]
+    members = ", ".join(_text(s) for s in arming.get("sidecars") or [])
+    return "; ".join([f"{_text(arming.get('targets'))}: {members}", *skews, *failed])
 
 
 def _worst(verdicts: Sequence[Mapping[str, Any]], phase: str, sli: str, comparison: str) -> float | None:
@@ -385,4 +401,14 @@ def parse_journal(journal: Mapping[str, Any]) -> ReportView:
         stress=stress, capacity_under_fault=capacity,
         probes=_probes(_map(experiment.get("definition"), "experiment.definition"), verdicts, windows),
         cost=_cost(windows, _items(journal, "phases")), trace_url=_text(journal.get("trace_url")) or None,
+        sidecars=tuple(breakdown(_items(journal, "phases"), _sidecar_route(experiment))),
+        failed_sidecars=frozenset((_text(v.get("phase")), _text(v.get("subject"))) for v in verdicts
+                                  if v.get("sli") in (ERROR_RATE, THROUGHPUT) and v.get("ok") is False),
     )
+
+
+def _sidecar_route(experiment: Mapping[str, Any]) -> str | None:
+    definition = _map(experiment.get("definition"), "experiment.definition")
+    spec = _map(_map(definition.get("steady_state"), "steady_state").get("sidecars"), "steady_state.sidecars")
+    route = spec.get("route")
+    return route if isinstance(route, str) else None

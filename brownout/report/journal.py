@@ -15,7 +15,11 @@ trace_id, trace_url    the run's trace (32 hex digits) and its link (tracing.lin
 timeline         [{t, event, detail{}}]                  phase changes, injections, aborts, ...
 injections       [{id, step, kind: fault|action, name, target, proxy, planned_at, planned_until,
                    started_at, ended_at, params{}, removed: bool, error,
-                   trace_id, span_id, trace_url}]   (its span in the run's trace, or null)
+                   trace_id, span_id, trace_url,   (its span in the run's trace, or null)
+                   arming: {group, targets, sidecars[], start_at, end_at, lead_ms, activated{sidecar: time},
+                            ended{sidecar: time}, arm_skew_ms, disarm_skew_ms, failed{sidecar: why}} | null}]
+fleet            {groups: [{index, label, how: admin|list|discover|toxiproxy, source, sidecars[],
+                  rtt_ms{}}], lead_s, clock_note} | null      the proxies as resolved at preflight
 windows          [{index, phase, start, end, active_faults[], ok,
                    stats{index, start, end, sent, errors, dropped, statuses{}, bytes_received,
                          in_flight_max, error_rate, dropped_rate, throughput_rps, p50_ms,
@@ -73,6 +77,7 @@ from typing import Any, Literal
 
 from brownout.exit_codes import ExitCode, Outcome, exit_code_for_outcome
 from brownout.experiment.model import Experiment
+from brownout.fleet.records import Arming, FleetRecord
 from brownout.steady.checker import PhaseResult, WindowResult
 from brownout.steady.verdicts import Check, RecoveryResult
 from faults.errors import InvalidInput
@@ -107,6 +112,7 @@ class Injection:
     trace_id: str | None = None    # the run's trace, when traced; span_id: this injection's span in it
     span_id: str | None = None
     trace_url: str | None = None   # tracing.link_template filled in
+    arming: Arming | None = None  # a fault on a group of sidecars: who, and when each started and ended it
 
     def describe(self) -> str:
         return f"{self.name}@{self.target}"
@@ -131,6 +137,7 @@ class RunReport:
     extra: Mapping[str, Any] = field(default_factory=dict)
     trace_id: str | None = None    # the experiment span's trace (None: not traced)
     trace_url: str | None = None
+    fleet: FleetRecord | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -191,9 +198,11 @@ def journal_dict(report: RunReport) -> dict[str, Any]:
             {"id": i.id, "step": i.step, "kind": i.kind, "name": i.name, "target": i.target, "proxy": i.proxy,
              "planned_at": i.planned_at, "planned_until": i.planned_until, "started_at": i.started_at,
              "ended_at": i.ended_at, "params": dict(i.params), "removed": i.removed, "error": i.error,
-             "trace_id": i.trace_id, "span_id": i.span_id, "trace_url": i.trace_url}
+             "trace_id": i.trace_id, "span_id": i.span_id, "trace_url": i.trace_url,
+             "arming": i.arming.as_dict() if i.arming is not None else None}
             for i in report.injections
         ],
+        "fleet": report.fleet.as_dict() if report.fleet is not None else None,
         "windows": [w.as_dict() for w in report.windows],
         "verdicts": [v.as_dict() for w in report.windows for v in w.verdicts],
         "phases": [p.as_dict() for p in report.phases],

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from brownout.exit_codes import Outcome
+from brownout.fleet.report import fleet_injection_lines, fleet_lines
+from brownout.fleet.slis import breakdown, breakdown_lines
 from brownout.report.journal import RunReport
 from brownout.steady.retries import AMPLIFICATION, VIOLATIONS, parse_sli
 from brownout.steady.verdicts import Verdict
@@ -156,6 +158,15 @@ def render_summary(report: RunReport, *, paths: Mapping[str, Path] | None = None
             until = f"–{i.ended_at:.2f}s" if i.ended_at is not None else ""
             state = f"FAILED: {i.error}" if i.error else ("removed" if i.removed else "")
             lines.append(f"    {i.id:<18} {i.describe():<32} {when}{until} {state}".rstrip())
+            lines += fleet_injection_lines(i.arming)
+
+    if report.fleet is not None and any(len(g.sidecars) > 1 or g.how == "discover" for g in report.fleet.groups):
+        lines += ["", *fleet_lines(report.fleet)]
+    exp = report.experiment
+    route = exp.steady_state.sidecars.route if exp is not None and exp.steady_state.sidecars is not None else None
+    per_sidecar = breakdown_lines(breakdown([p.as_dict() for p in report.phases], route))
+    if per_sidecar:
+        lines += ["", *per_sidecar]
 
     if paths:
         lines += ["", "  reports: " + ", ".join(str(p) for p in paths.values())]

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from brownout.exit_codes import Outcome, outcome_for
+from brownout.fleet.report import fleet_event, read_resolved_fleet
 from brownout.experiment.model import Experiment
 from brownout.load.distributed.engine import REPORT_LAG_S, LocustEngine
 from brownout.load.distributed.protocol import ChecksTally
@@ -35,7 +36,7 @@ from brownout.report.journal import RunReport
 from brownout.runner.context import RunContext, RunOptions, engine_settings, load_job, payload_source
 from brownout.runner.observers import ObserverHub, observers_for
 from brownout.runner.plan import build_plan
-from brownout.runner.preflight import check_proxies, check_target
+from brownout.runner.preflight import check_target
 from brownout.runner.probes import probe_grace, start_probes
 from brownout.runner.progress import Progress
 from brownout.runner.shape import HeldTail, baseline_shape
@@ -74,7 +75,8 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
             try:
                 run.tracing = RunTracing.start(experiment)
                 await check_target(session, experiment.target.url)
-                await check_proxies(experiment, plan.admin_clients)
+                await plan.prepare(say=_say(options))
+                read_resolved_fleet(hub.observers, plan)  # the sidecar reader reads the fleet as resolved
                 if experiment.load.engine == "locust":
                     run.load_engine = await engines.enter_async_context(LocustEngine(engine_settings(experiment, options)))
                 stress = isinstance(plan.body_shape, StressShape)
@@ -84,7 +86,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
                 run.t0 = time.monotonic() + run.start_lead
                 if not stress:
                     hub.begin(run.now, time.time() + run.start_lead)
-                run.event("preflight_passed")
+                run.event("preflight_passed", **fleet_event(plan))
                 if run.load_engine is not None:
                     run.event("workers_ready", workers=len(run.load_engine.live()))
                     run.load_engine.on_event = run.event  # joined, lost, rebalanced: in the journal
@@ -127,8 +129,15 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
         timeline=run.events, windows=checker.results, phases=checker.phase_results(),
         checks=checker.checks(recovery), injections=list(plan.timeline.happened),
         recovery=recovery, source=str(experiment.source) if experiment.source else None, extra=extra,
+        fleet=plan.fleet,
     )
     return report if run.tracing is None else await run.tracing.finish(report, run)
+
+
+def _say(options: RunOptions) -> Callable[[str], None] | None:
+    """Preflight's lines (the fleet as resolved) go where the live view goes."""
+    view = options.view
+    return None if view is None else lambda line: print(line, file=view.stream, flush=True)
 
 
 def _reason(outcome: Outcome, checker: SteadyStateChecker, recovery: Any) -> str:
@@ -297,14 +306,18 @@ async def _method(run: RunContext, session: aiohttp.ClientSession, baseline_s: f
     stop = armed.stop if armed is not None else asyncio.Event()
     player = asyncio.ensure_future(timeline.run(origin=run.t0, method_at=method_at))
     watcher = asyncio.ensure_future(_watch_faults(run))
+    loader = asyncio.ensure_future(_load(run, session, shape, method_at, phase_of, stop, baseline=False, armed=armed))
     try:
-        await _load(run, session, shape, method_at, phase_of, stop, baseline=False, armed=armed)
+        await asyncio.wait([loader, player], return_when=asyncio.FIRST_COMPLETED)
+        if player.done() and not player.cancelled() and player.exception() is not None:
+            raise player.exception()  # type: ignore[misc]  # a step failed (a sidecar lost): the run ends now
+        await loader
         if player.done() and player.exception() is not None:
             raise player.exception()  # type: ignore[misc]
     finally:
-        for task in (player, watcher):
+        for task in (loader, player, watcher):
             task.cancel()
-        await asyncio.gather(player, watcher, return_exceptions=True)
+        await asyncio.gather(loader, player, watcher, return_exceptions=True)
 
 
 async def _watch_faults(run: RunContext) -> None:

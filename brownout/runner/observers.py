@@ -19,6 +19,7 @@ import structlog
 
 from brownout.experiment.cost import CostSpec
 from brownout.experiment.model import Experiment
+from brownout.fleet.slis import sidecar_judge
 from brownout.observe.cost_observer import CostObserver
 from brownout.observe.prom_observer import PromProbeObserver
 from brownout.observe.sidecars import SidecarReader
@@ -37,9 +38,10 @@ def observers_for(experiment: Experiment, pidfiles: Sequence[Path] = ()) -> list
     test as the caller knows them (``brownout demo``), measured for cost by default."""
     steady = experiment.steady_state
     observers: list[WindowObserver] = []
-    admins = [p.admin for p in experiment.proxies if p.admin is not None]
-    if admins:
-        observers.append(SidecarReader(admins, judges=retry_judges(steady.sla)))
+    admins = [a for p in experiment.proxies for a in p.admins]
+    if admins or any(p.discover is not None for p in experiment.proxies):  # the fleet: set at preflight
+        judges = [*retry_judges(steady.sla), *([sidecar_judge(steady.sidecars)] if steady.sidecars is not None else [])]
+        observers.append(SidecarReader(admins, judges=judges))
     if steady.probes:
         observers.append(PromProbeObserver(steady.probes))
     cost = steady.cost if steady.cost is not None else (CostSpec() if pidfiles else None)

@@ -1,31 +1,34 @@
-"""From a validated experiment to what the runner plays: sinks, a timeline and the load shape."""
+"""From a validated experiment to what the runner plays: a timeline, the load shape, and (at preflight) the fleet."""
 
 from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
-from brownout.admin_client import AdminClient
-from brownout.experiment.model import Experiment, FaultStep
+from brownout.experiment.model import Experiment
+from brownout.fleet.prepare import FleetPreflight, prepare_fleet
+from brownout.fleet.records import FleetRecord
 from brownout.load.shapes import AnyShape, StressShape
 from brownout.runner.shape import recovery_tail
-from brownout.runner.sinks import AdminSink, ToxiproxySink
-from brownout.runner.timeline import FaultSink, PlannedAction, PlannedFault, Timeline
+from brownout.runner.timeline import PlannedAction, Timeline
 from brownout.targets import build_target
 
 
 @dataclass
 class Plan:
+    """What the runner plays. The fault steps join the timeline at preflight (``prepare``), once
+    the fleet is resolved and each step's targets are picked."""
+
     run_id: str
+    experiment: Experiment
     body_shape: AnyShape
     timeline: Timeline
     baseline_s: float
-    admin_clients: dict[int, AdminClient] = field(default_factory=dict)
-    _closers: list[Any] = field(default_factory=list)
     tail_s: float = 0.0  # the method's load held past its shape while recovery is watched
+    fleet: FleetRecord | None = None
+    preflight: FleetPreflight | None = None
 
     @property
     def method_s(self) -> float:
@@ -38,52 +41,39 @@ class Plan:
             return 2 * self.body_shape.duration
         return self.baseline_s + self.method_s
 
+    async def prepare(self, say: Callable[[str], None] | None = None) -> FleetPreflight:
+        """Resolve the fleet, check every sidecar, pick targets: the fault steps join the timeline."""
+        self.preflight = await prepare_fleet(self.experiment, self.run_id, say=say)
+        self.fleet = self.preflight.record
+        self.timeline.faults = self.preflight.faults
+        return self.preflight
+
     @contextlib.asynccontextmanager
     async def clients(self) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            for closer in self._closers:
-                await closer()
+            if self.preflight is not None:
+                await self.preflight.close()
 
 
-def fault_body(step: FaultStep, fault_id: str, seed: int) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": step.fault, "route": step.route, "params": dict(step.params), "id": fault_id,
-                            "seed": step.seed if step.seed is not None else seed}
-    if step.match:
-        body["match"] = dict(step.match)
-    return body
+def _steps_end(experiment: Experiment, method_s: float) -> float:
+    """Method-relative time at which the last step ends (the timeline's ``faults_end`` before preflight)."""
+    ends = [min(s.at + s.duration, method_s) if s.duration is not None else method_s for _, s in experiment.fault_steps]
+    return max(ends + [a.at for _, a in experiment.action_steps] + [0.0])
 
 
 def build_plan(experiment: Experiment, *, lease: float, baseline_s: float) -> Plan:
     run_id = secrets.token_hex(3)
-    sinks: dict[int, FaultSink] = {}
-    admin_clients: dict[int, AdminClient] = {}
-    closers: list[Any] = []
-    for index, ref in enumerate(experiment.proxies):
-        if ref.admin is not None:
-            client = AdminClient(ref.admin, ref.token)
-            admin_clients[index] = client
-            sinks[index] = AdminSink(ref.admin, client)
-            closers.append(client.close)
-        else:
-            sinks[index] = ToxiproxySink(ref.url)
-    faults = [
-        PlannedFault(step=i, at=step.at, duration=step.duration, sink=sinks[experiment.proxies.index(experiment.proxy_for(step))],
-                     body=fault_body(step, f"run-{run_id}-step{i}", experiment.seed + i))
-        for i, step in experiment.fault_steps
-    ]
     cwd = experiment.source.parent if experiment.source else None
     actions = [
         PlannedAction(step=i, at=step.at, name=step.action, target=step.describe(), action=build_target(step.target, cwd=cwd))
         for i, step in experiment.action_steps
     ]
     shape = experiment.load.to_shape()
-    timeline = Timeline(faults=faults, actions=actions, method_s=shape.duration, lease=lease)
+    timeline = Timeline(faults=[], actions=actions, method_s=shape.duration, lease=lease)
     tail = 0.0
-    if faults or actions:
-        tail = recovery_tail(shape.duration, timeline.faults_end, experiment.recovery.within,
+    if experiment.fault_steps or actions:
+        tail = recovery_tail(shape.duration, _steps_end(experiment, shape.duration), experiment.recovery.within,
                              experiment.steady_state.window)
-    plan = Plan(run_id, shape, timeline, baseline_s, admin_clients, tail_s=tail)
-    plan._closers = closers
-    return plan
+    return Plan(run_id, experiment, shape, timeline, baseline_s, tail_s=tail)

@@ -1,39 +1,25 @@
-"""Fault sinks: Brownout's native admin API (leases) and an external Toxiproxy server."""
+"""The fault sink of an external Toxiproxy server (Brownout sidecars: ``brownout.fleet.sink``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from brownout.admin_client import AdminClient
+from brownout.fleet.records import Arming
+from brownout.fleet.sink import Window
 from brownout.toxiproxy_adapter import ToxiproxyAdapter
-
-
-class AdminSink:
-    """A Brownout proxy: every fault is a lease the timeline renews."""
-
-    def __init__(self, name: str, client: AdminClient) -> None:
-        self.name = name
-        self.client = client
-
-    async def add(self, body: dict[str, Any]) -> str:
-        return str((await self.client.add_fault(body))["id"])
-
-    async def renew(self, fault_id: str, ttl: float) -> None:
-        await self.client.renew(fault_id, ttl)
-
-    async def remove(self, fault_id: str) -> None:
-        await self.client.remove_fault(fault_id)
 
 
 class ToxiproxySink:
     """An external Toxiproxy server: toxics have no lease there, so cleanup is all we have."""
+
+    lead_s = 0.0  # no staging: a toxic starts when added
 
     def __init__(self, url: str) -> None:
         self.name = url
         self.adapter = ToxiproxyAdapter.from_url(url)
         self._routes: dict[str, str] = {}
 
-    async def add(self, body: dict[str, Any]) -> str:
+    async def add(self, body: dict[str, Any], window: Window | None) -> str:
         params = dict(body.get("params") or {})
         stream = params.pop("stream", "downstream")
         toxicity = params.pop("toxicity", 1.0)
@@ -42,8 +28,14 @@ class ToxiproxySink:
         self._routes[toxic["name"]] = body["route"]
         return str(toxic["name"])
 
+    async def confirm(self, fault_id: str) -> None:
+        """Nothing staged: nothing to read back."""
+
     async def renew(self, fault_id: str, ttl: float) -> None:
         """Toxiproxy has no leases: nothing to renew."""
 
     async def remove(self, fault_id: str) -> None:
         await self.adapter.remove_toxic(self._routes.pop(fault_id), fault_id)
+
+    def report(self, fault_id: str) -> Arming | None:
+        return None

@@ -203,7 +203,7 @@ def test_schema_is_json_schema_with_the_top_level_keys() -> None:
     assert schema["type"] == "object" and schema["additionalProperties"] is False
     assert set(schema["properties"]) == {
         "version", "title", "description", "seed", "target", "proxies", "load", "steady_state", "method",
-        "abort_when", "recovery", "report", "demo", "tracing",
+        "abort_when", "safety", "recovery", "report", "demo", "tracing",
     }
     assert set(schema["required"]) == {"version", "title", "target", "load"}
     predictions = schema["$defs"]["Predictions"]["properties"]

@@ -37,7 +37,8 @@ CAUGHT_WITH_200 = {
     "replay-feature-store": "replay_agreement",
 }
 # The GPU failover game days' own checks (see _check_gpu_game_day).
-GPU_GAME_DAYS = {"gpu-replica-killed", "gpu-all-replicas-killed", "gpu-worker-killed", "gpu-queue-overflow"}
+GPU_GAME_DAYS = {"gpu-replica-killed", "gpu-all-replicas-killed", "gpu-worker-killed", "gpu-queue-overflow",
+                 "gpu-replica-down"}
 LATENCY_SLIS = {"latency_p50_ms", "latency_p95_ms", "latency_p99_ms"}
 # Capacity game days: the exit code, and the SLI that must fail (None: none may).
 CAPACITY = {"llm-token-budget": (1, "stream_integrity_failures"), "llm-preemption-stalls": (1, "itl_p99_ms"),
@@ -116,7 +117,20 @@ def _check_gpu_game_day(tmp_path: Path, name: str, demo_cache: Path,
     """Two GPU worker replicas, each behind its own sidecar: what each kill or overflow must show."""
     kills = [i for i in journal["injections"] if i["kind"] == "action"]
     assert all(i["started_at"] is not None and i["error"] is None for i in kills), kills
-    if name == "gpu-replica-killed":
+    if name == "gpu-replica-down":
+        # `down` on one of the two GPU sidecars (targets: one): failover keeps every answer right.
+        assert not _failed(journal) - LATENCY_SLIS, (_failed(journal), result.stdout)
+        if result.returncode != 0:
+            result, journal = _demo(tmp_path, name, demo_cache, "again")
+        assert result.returncode == 0, result.stdout + result.stderr
+        [down] = journal["injections"]
+        [group] = [g for g in journal["fleet"]["groups"] if g["label"] == "gpu-sidecars"]
+        assert down["arming"]["targets"] == "one: 1 of 2" and len(group["sidecars"]) == 2
+        assert down["arming"]["sidecars"][0] in group["sidecars"] and down["removed"]
+        method = next(p for p in journal["phases"] if p["phase"] == "method")
+        other = next(s for s in group["sidecars"] if s not in down["arming"]["sidecars"])
+        assert method["sidecars"][other]["requests"] > 0  # the other replica's sidecar carried the traffic
+    elif name == "gpu-replica-killed":
         # Failover keeps every answer right; only latency may suffer from a busy machine,
         # and then the game day gets a second run, as any timing check would.
         assert not _failed(journal) - LATENCY_SLIS, (_failed(journal), result.stdout)

@@ -101,7 +101,7 @@ def test_sequences_that_follow_the_links(admin: ProxyProcess) -> None:
             steps.append((f"{case.method} {case.path}", response.status_code))
             case.validate_response(response, checks=checks, transport_kwargs=kwargs)
 
-    Machine.run(settings=settings(max_examples=20, stateful_step_count=6, deadline=None, derandomize=True,
+    Machine.run(settings=settings(max_examples=40, stateful_step_count=6, deadline=None, derandomize=True,
                                   database=None, suppress_health_check=list(HealthCheck)))
     # the links were followed: some operation on a created fault found it
     assert {step for step in steps if step[0].endswith("/faults/{id}") and step[1] == 200}, sorted(set(steps))
