@@ -7,13 +7,13 @@ reasons that applies, in this order, and counted:
 
     no response recorded · status not 2xx · a fault applied · answer is an event stream ·
     answer is not JSON · score missing · score not finite · request body not JSON ·
-    path has a query string · duplicate request
+    duplicate request
 
 A score is the first value the ``--score`` path selects; ``null`` counts as missing, a number
 must be finite (a NaN or infinite score is read from a lenient JSON body too), strings and
-booleans are kept as exact labels. Golden cases are sent as JSON bodies to the path only
-(the prober sets the path, not a query), hence the last two reasons. Requests are identical
-when method, path and body are; the first is kept. No ``label`` is written: a recording
+booleans are kept as exact labels. Golden cases are sent as JSON bodies to the recorded path
+and query, hence the last two reasons. Requests are identical when method, path (with its
+query) and body are; the first is kept. No ``label`` is written: a recording
 holds what the model said, not the ground truth.
 """
 
@@ -35,8 +35,7 @@ from proxy.recording import BinaryBody, RecordLine, read_lines
 
 REASONS = (
     "no response recorded", "status not 2xx", "a fault applied", "answer is an event stream",
-    "answer is not JSON", "score missing", "score not finite", "request body not JSON",
-    "path has a query string", "duplicate request",
+    "answer is not JSON", "score missing", "score not finite", "request body not JSON", "duplicate request",
 )
 _MISSING = object()
 
@@ -99,8 +98,6 @@ def _case(line: RecordLine, score: JsonPath, keep_headers: set[str]) -> dict[str
         return "score not finite"
     if isinstance(line.body, BinaryBody):
         return "request body not JSON"
-    if line.path is not None and "?" in line.path:
-        return "path has a query string"
     case: dict[str, Any] = {"body": line.body, "expected": value, "method": line.method}
     if line.path is not None:
         case["path"] = line.path

@@ -188,7 +188,7 @@ class GoldenProber:
     async def probe_once(self) -> ProbeResult:
         case = self.golden.cases[self._next % len(self.golden.cases)]
         self._next += 1
-        url = self.url if case.path is None else str(URL(self.url).with_path(case.path))
+        url = URL(self.url) if case.path is None else _with_target(self.url, case.path)
         at = self.clock()
         started = time.perf_counter()
         try:
@@ -204,3 +204,10 @@ class GoldenProber:
     async def run(self, stop: asyncio.Event) -> None:
         """Probe until ``stop`` is set (bounded by the caller's run time)."""
         await probe_until(stop, self.probe_once, self.on_result, self.interval)
+
+
+def _with_target(url: str, target: str) -> URL:
+    """``url`` with the case's path and its query as recorded, byte for byte (a ``?`` is not part of the path)."""
+    path, _, query = target.partition("?")
+    base = URL(url).with_path(path).with_query(None)
+    return URL(f"{base}?{query}", encoded=True) if query else base

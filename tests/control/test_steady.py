@@ -271,7 +271,7 @@ async def test_golden_prober_probes_a_real_server_in_turn() -> None:
 
     async def predict(request: web.Request) -> web.Response:
         body = await request.json()
-        seen.append((request.path, body))
+        seen.append((request.path_qs, body))
         return web.json_response({"score": body["amount"] / 1000})
 
     app = web.Application()
@@ -283,7 +283,7 @@ async def test_golden_prober_probes_a_real_server_in_turn() -> None:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     golden = GoldenSet(Path("g.jsonl"), (
         GoldenCase(1, {"amount": 12.5}, 0.0125, 0),
-        GoldenCase(2, {"amount": 950.0}, 0.91, 1, path="/v2/predict"),
+        GoldenCase(2, {"amount": 950.0}, 0.91, 1, path="/v2/predict?version=2&x=a%2Fb"),
     ))
     results: list[ProbeResult] = []
     stop = asyncio.Event()
@@ -300,7 +300,7 @@ async def test_golden_prober_probes_a_real_server_in_turn() -> None:
             await asyncio.wait_for(prober.run(stop), 10)
     finally:
         await runner.cleanup()
-    assert [p for p, _ in seen] == ["/predict", "/v2/predict"] * 2
+    assert [p for p, _ in seen] == ["/predict", "/v2/predict?version=2&x=a%2Fb"] * 2  # a recorded query is sent as is
     score = compile_path("$.score")
     assert [judge_probe(r, score, 0.001).agreed for r in results] == [True, False, True, False]
     assert all(r.at == 1.5 and r.status == 200 for r in results)

@@ -37,7 +37,7 @@ LINES = [
                            "content_type": "text/plain"}),                          # answer is not JSON
     _x({"a": 9}, response={"status": 200, "headers": {}, "events": [{"data": {"score": 1}}]}),  # event stream
     _x(None, answer={"score": 0.1}, body_base64=base64.b64encode(b"a=1").decode(), content_type="text/plain"),
-    _x({"a": 11}, answer={"score": 0.1}, path="/predict?v=2"),                    # path has a query string
+    _x({"a": 11}, answer={"score": 0.1}, path="/predict?v=2"),                    # kept: with its query
     _x({"a": 1}, answer={"score": 0.3}, path="/v2/predict"),                       # kept: another path
     _x({"a": 1}, answer={"score": 0.3}, method="PUT"),                             # kept: another method
     _x({"b": [1, 2]}, status=201, answer={"score": "high"}),                        # kept: a label as the score
@@ -67,23 +67,25 @@ def test_golden_keeps_undisturbed_scored_answers_and_counts_the_rest(tmp_path: P
     code, stdout, err = _run(["corpus", "golden", str(rec), "--score", "$.score", "--out", str(out), "--header", "x-model"], capsys)
     assert code == 0, err
     report = stdout.splitlines()
-    assert report[0] == f"kept 4 of 15 exchanges to {out}; dropped 11"
+    assert report[0] == f"kept 5 of 15 exchanges to {out}; dropped 10"
     counts = {" ".join(line.split()[1:]): int(line.split()[0]) for line in report[1:]}
     assert counts == {
         "no response recorded": 1, "status not 2xx": 1, "a fault applied": 1, "answer is an event stream": 1,
         "answer is not JSON": 1, "score missing": 2, "score not finite": 1, "request body not JSON": 1,
-        "path has a query string": 1, "duplicate request": 1,
+        "duplicate request": 1,
     }
     cases = [json.loads(line) for line in out.read_text().splitlines()]
     assert cases == [
         {"body": {"a": 1}, "expected": 0.25, "method": "POST", "path": "/predict", "headers": {"X-Model": "v3"}},
+        {"body": {"a": 11}, "expected": 0.1, "method": "POST", "path": "/predict?v=2"},
         {"body": {"a": 1}, "expected": 0.3, "method": "POST", "path": "/v2/predict"},
         {"body": {"a": 1}, "expected": 0.3, "method": "PUT", "path": "/predict"},
         {"body": {"b": [1, 2]}, "expected": "high", "method": "POST", "path": "/predict"},
     ]
     golden = load_golden(out)  # today's golden format, as the steady-state checker reads it
     assert [(c.method, c.path, c.expected) for c in golden.cases] == [
-        ("POST", "/predict", 0.25), ("POST", "/v2/predict", 0.3), ("PUT", "/predict", 0.3), ("POST", "/predict", "high"),
+        ("POST", "/predict", 0.25), ("POST", "/predict?v=2", 0.1), ("POST", "/v2/predict", 0.3), ("PUT", "/predict", 0.3),
+        ("POST", "/predict", "high"),
     ]
     assert golden.cases[0].headers == (("X-Model", "v3"),)
 
