@@ -31,7 +31,7 @@ from brownout.commands.load_engine import (
     print_event,
     workers_json,
 )
-from brownout.experiment.model import ROUTE_BOUNDS, Sla
+from brownout.experiment.steady import ROUTE_BOUNDS, Sla
 from brownout.liveview import LiveState, LiveView, window_state
 from brownout.load.client import parse_target
 from brownout.load.distributed.coordinator import WorkerResult

@@ -20,7 +20,8 @@ import yaml
 from pydantic import ValidationError
 
 from brownout.experiment.faultcheck import check_fault_step
-from brownout.experiment.model import ROUTE_BOUNDS, Experiment, FaultStep
+from brownout.experiment.model import Experiment, FaultStep
+from brownout.experiment.steady import ROUTE_BOUNDS
 from brownout.experiment.schema import experiment_json_schema
 from brownout.fleet.targets import check_step
 from brownout.library import resolve_reference

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from brownout.admin_client import AdminClient
-from brownout.experiment.model import ROUTE_BOUNDS, Experiment, FaultStep
+from brownout.experiment.model import Experiment, FaultStep
+from brownout.experiment.steady import ROUTE_BOUNDS
 from brownout.fleet.discovery import Group, resolve_group
 from brownout.fleet.records import FleetRecord, GroupRecord
 from brownout.fleet.sink import GroupSink

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from brownout.experiment.model import Sla
+from brownout.experiment.steady import Sla
 from brownout.load.generator import run_load
 from brownout.load.payloads import PayloadSource
 from brownout.load.shapes import ConstantShape, StressShape

@@ -16,7 +16,8 @@ from typing import Any
 
 import structlog
 
-from brownout.experiment.model import Experiment, Predictions
+from brownout.experiment.model import Experiment
+from brownout.experiment.steady import Predictions
 from brownout.liveview import LiveView
 from brownout.load.distributed.coordinator import LoadJob
 from brownout.load.distributed.engine import EngineSettings, LocustEngine

@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from brownout.experiment.model import AbortWhen, SteadyState
+from brownout.experiment.model import AbortWhen
+from brownout.experiment.steady import SteadyState
 from brownout.records import RequestRecord
 from brownout.steady.golden import (
     ProbeOutcome,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from brownout.experiment.model import Predictions
+from brownout.experiment.steady import Predictions
 from brownout.steady.golden import lenient_json
 from faults.jsonpath import JsonPath, compile_path
 

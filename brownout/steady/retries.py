@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from brownout.experiment.model import Sla
+from brownout.experiment.steady import Sla
 from brownout.observe.sidecars import REQUESTS, Judge, SidecarDelta, SidecarWindow
 from brownout.steady.observations import Measurement
 from brownout.windows import WindowStats

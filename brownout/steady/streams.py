@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from brownout.experiment.model import StreamSla
+from brownout.experiment.steady import StreamSla
 from brownout.steady.probing import probe_until
 from brownout.steady.quality import quantile
 from faults.sse import EventSplitter, SseEvent, parse

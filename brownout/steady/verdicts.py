@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from brownout.exit_codes import Outcome
-from brownout.experiment.model import AbortWhen, Predictions, Sla, StreamSla
+from brownout.experiment.model import AbortWhen
+from brownout.experiment.steady import Predictions, Sla, StreamSla
 from brownout.steady.invariants import MODEL_VERSION, NON_FINITE, SCHEMA, SHAPE
 from brownout.steady.quality import QualityStats
 from brownout.steady.streams import StreamStats

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from brownout.experiment.model import AbortWhen, SteadyState
+from brownout.experiment.model import AbortWhen
+from brownout.experiment.steady import SteadyState
 from brownout.records import RequestRecord
 from brownout.steady.checker import SteadyStateChecker
 from brownout.steady.golden import GoldenCase, ProbeResult, agreement_rate, agrees, judge_probe, lenient_json, load_golden

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from brownout.experiment.loader import load_experiment
-from brownout.experiment.model import Predictions, Sla, SteadyState
+from brownout.experiment.steady import Predictions, Sla, SteadyState
 from brownout.load.client import parse_target
 from brownout.load.distributed.coordinator import DistributedRun, LoadJob
 from brownout.load.distributed.deltas import DeltaWindows

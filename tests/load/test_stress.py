@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from brownout.experiment.model import Sla
+from brownout.experiment.steady import Sla
 from brownout.load.edgecases import EdgeCaseTally, parse_edge_cases
 from brownout.load.shapes import StressShape
 from brownout.load.stress import STRESS_MAX_DROPPED_RATE, find_breaking_point, judge_step, stress_sla

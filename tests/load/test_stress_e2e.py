@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from brownout.experiment.model import Sla
+from brownout.experiment.steady import Sla
 from brownout.load.shapes import StressShape
 from brownout.load.stress import find_breaking_point, load_step_runner
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from brownout.experiment.model import Predictions, SteadyState
+from brownout.experiment.steady import Predictions, SteadyState
 from brownout.records import RequestRecord
 from brownout.steady.checker import SteadyStateChecker
 from brownout.steady.golden import GoldenCase, ProbeResult

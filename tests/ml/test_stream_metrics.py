@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from brownout.experiment.model import SteadyState, Streams, StreamSla
+from brownout.experiment.steady import SteadyState, Streams, StreamSla
 from brownout.steady.checker import SteadyStateChecker
 from brownout.steady.streams import StreamSample, TimedEvent, TimedEvents, analyse, stream_stats
 from faults import sse

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from brownout.experiment.model import SteadyState
+from brownout.experiment.steady import SteadyState
 from brownout.observe.prom_observer import measurements
 from brownout.experiment.probes import PromProbe
 from brownout.observe.probes import ProbeVerdict, SeriesVerdict

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from brownout.experiment.model import Sla, SteadyState
+from brownout.experiment.steady import Sla, SteadyState
 from brownout.observe.sidecars import SidecarDelta, SidecarWindow
 from brownout.records import RequestRecord
 from brownout.steady.checker import SteadyStateChecker

@@ -14,7 +14,7 @@ from aiohttp import web
 from brownout.observe.sidecars import SidecarReader, SidecarWindow, increase, parse_metrics
 from brownout.steady.checker import SteadyStateChecker
 from brownout.steady.observations import Measurement, ObservedWindow
-from brownout.experiment.model import SteadyState
+from brownout.experiment.steady import SteadyState
 from brownout.windows import WindowStats
 from faults.errors import Unreachable
 from tests.conftest import ProxyProcess, free_port, serve_app

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from brownout.experiment.loader import load_experiment
-from brownout.experiment.model import SteadyState
+from brownout.experiment.steady import SteadyState
 from brownout.liveview import LiveView
 from brownout.records import RequestRecord
 from brownout.runner.plan import build_plan
