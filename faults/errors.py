@@ -1,6 +1,6 @@
 """The one exception tree of Brownout.
 
-Every layer raises these; they are mapped to HTTP statuses in ``proxy.admin_errors``
+Every layer raises these; they are mapped to HTTP statuses in ``proxy.http_errors``
 and to exit codes in ``brownout.exit_codes`` — nowhere else.
 """
 
