@@ -149,7 +149,7 @@ def report(rows: list[TcpRow]) -> list[str]:
         out.append(f"| {r.target} | {r.rtt_p50_us:.0f} | {r.rtt_p99_us:.0f} | {r.rtt_p50_us - direct.rtt_p50_us:+.0f} | "
                    f"{work} | {r.mib_s:,.0f} | {r.mib_s / direct.mib_s:.2f} |")
     if not any(r.target == "toxiproxy-server" for r in rows):
-        out += ["", ("No `toxiproxy-server` on PATH: compare with Toxiproxy's published figures (reference §15): "
+        out += ["", ("No `toxiproxy-server` on PATH: compare with Toxiproxy's published figures: "
                      "< 100 µs added latency with no toxics, ~1000 MB/s with GOMAXPROCS=4 on a MacBook Pro. "
                      "The nginx stream row is a C relay measured the same way on this machine.")]
     return out

@@ -1,4 +1,4 @@
-"""Exit codes (DESIGN §4), mapped in one place: from run outcomes and from exceptions.
+"""Exit codes, mapped in one place: from run outcomes and from exceptions.
 
 | exit | meaning |
 | 0    | the hypothesis held: SLA met before, during and after |

@@ -1,7 +1,7 @@
 """The one adapter over toxiproxy-python, for experiments that drive an EXTERNAL Toxiproxy
 server (Brownout's own routes are driven through the native admin API and its leases).
 
-It fixes the client's known gaps (shared/reference/toxiproxy-api.md §13):
+It fixes the client's known gaps:
 
 * per-server host and port: toxiproxy-python keeps them in ``APIConsumer`` class
   attributes shared by the whole process; each adapter uses its own ``APIConsumer``

@@ -1,6 +1,6 @@
 """Server-Sent Events framing: split a chunk stream into events, read their fields, write new ones.
 
-Rules honoured (WHATWG, reference §1.7): an event ends at a blank line; lines end in CRLF,
+Rules honoured (the WHATWG HTML standard's event-stream parsing): an event ends at a blank line; lines end in CRLF,
 CR or LF; ``:`` starts a comment (keep-alive); several ``data:`` lines join with ``\\n``;
 one space after the colon is dropped. Events split across reads are reassembled — the
 splitter buffers by line, never by read — and each event keeps its exact original bytes,

@@ -30,7 +30,7 @@ class StreamFault(Fault):
     streams slow and jittery (DistServe, vLLM #6531); streams get dropped with a clean EOF
     and no ``[DONE]`` (ninfer #137, mastra #22097); Triton documents in-band errors after
     the 200 (and many clients ignore them); Anthropic's Aug–Sep 2025 bugs and OpenAI's Feb
-    2024 kernel bug emitted wrong tokens (reference F9–F12). Only ``text/event-stream``
+    2024 kernel bug emitted wrong tokens. Only ``text/event-stream``
     responses are touched; others pass through. Events are counted as ``data`` events,
     not counting ``[DONE]`` or comment keep-alives.
     ``first_event_delay_ms``: hold the first event (adds to TTFT). ``event_interval_ms``

@@ -1,4 +1,4 @@
-"""The proxy config file (DESIGN §2), parsed once into frozen models.
+"""The proxy config file, parsed once into frozen models (every key: docs/architecture.md, "Contracts").
 
 Bad config raises ``InvalidInputs`` naming the file, line and key; the CLI exits 3.
 """

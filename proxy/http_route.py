@@ -1,6 +1,6 @@
 """An ``http`` route: a streaming reverse proxy with fault injection.
 
-Below aiohttp's Request/Response objects, where the profile said the time went (DESIGN §7):
+Below aiohttp's Request/Response objects, where the profile said the time went (benchmarks/README.md):
 client connections are ``ClientConnection`` protocols, upstream ones come from an
 ``UpstreamPool``, both parsed by httptools, and bytes go to the transports as they are. With no
 fault selected a request costs one header pass each way and usually one write each way; the

@@ -1,4 +1,4 @@
-"""Prometheus metrics. The names are a contract (DESIGN §2; the Grafana dashboard uses them).
+"""Prometheus metrics. The names are a contract (docs/architecture.md, "Metrics"; the Grafana dashboard uses them).
 
 Each proxy process owns one ``ProxyMetrics`` with its own registry, so tests can run several
 proxies in one interpreter without clashing.

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "(and the Toxiproxy-compatible API when configured). SIGTERM drains in-flight "
                     "requests within drain_grace, then exits 0.",
     )
-    parser.add_argument("--config", "-c", required=True, metavar="FILE", help="proxy config (YAML, DESIGN §2)")
+    parser.add_argument("--config", "-c", required=True, metavar="FILE", help="proxy config (YAML; every key: docs/architecture.md)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.set_defaults(handler=handle)
 

@@ -1,6 +1,6 @@
 """Feature store: Feast-like ``POST /get-online-features`` over the online snapshot.
 
-Request (Feast feature server shape, ml-protocols §3.1)::
+Request (the Feast feature server's shape)::
 
     {"features": ["customer_stats:count_1d", "terminal_stats:risk_7d"],
      "entities": {"customer_id": ["C00001"], "terminal_id": ["T00002"]}}

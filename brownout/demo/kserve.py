@@ -1,4 +1,4 @@
-"""KServe v2 / Open Inference Protocol shapes for the fraud model (ml-protocols §1.1).
+"""KServe v2 / Open Inference Protocol shapes for the fraud model.
 
 Two input forms on ``POST /v2/models/fraud/infer``:
 - transaction fields as parallel tensors, shape ``[N]``: ``transaction_id``, ``customer_id``,

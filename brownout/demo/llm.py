@@ -1,7 +1,7 @@
 """A small OpenAI-compatible LLM endpoint: ``POST /v1/chat/completions`` and ``GET /v1/models``.
 
 No weights: a deterministic text generator seeded by the prompt, paced at a fixed rate, so
-stream faults and the TTFT/ITL checks have a real streaming target (ml-protocols §1.7).
+stream faults and the TTFT/ITL checks have a real streaming target.
 ``stream: true`` answers ``text/event-stream``: a role-only first chunk, one chunk per
 token, a final chunk with ``finish_reason``, an optional usage chunk
 (``stream_options.include_usage``), then ``data: [DONE]``. Bad requests get a 400 with an

@@ -1,7 +1,7 @@
 """Seeded credit-card transaction simulator with ground-truth fraud labels.
 
-Our own implementation of the *design* of the Fraud-Detection-Handbook simulator
-(ml-protocols §6): customers and terminals on a 100x100 grid, each customer uses the
+Our own implementation of the *design* of the Fraud-Detection-Handbook simulator:
+customers and terminals on a 100x100 grid, each customer uses the
 terminals near them, transaction times cluster around midday, and three fraud scenarios
 label the data. Everything is vectorised numpy from one ``numpy.random.Generator`` so a
 seed gives the same data on every machine and the whole run takes well under a second.

@@ -1,4 +1,4 @@
-"""The experiment file as typed, frozen objects (DESIGN §4).
+"""The experiment file as typed, frozen objects (``brownout schema`` prints their JSON Schema).
 
 Parsed once at the edge by ``brownout.experiment.loader``; after that nothing reads raw
 dicts. Unknown keys are errors. Fault ``params``/``match`` stay mappings here (they travel

@@ -1,4 +1,4 @@
-"""Per-response invariants: what one answer must satisfy whatever the load (ml-protocols §5).
+"""Per-response invariants: what one answer must satisfy whatever the load.
 
 A response breaks an invariant when it is not JSON, lacks a required path (schema), holds
 NaN/Infinity, has a tensor whose ``shape`` disagrees with its ``data`` (OIP: ``prod(shape)

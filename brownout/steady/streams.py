@@ -1,6 +1,6 @@
 """LLM streams: an OpenAI-compatible streaming request probed continuously, measured, judged.
 
-Definitions as in vLLM's benchmark client (ml-protocols §2.1), timed on the client:
+Definitions as in vLLM's serving benchmark client, timed on the client:
 
 * TTFT: from sending the request to the first chunk with non-empty content (a role-only
   first delta does not count);
@@ -8,7 +8,7 @@ Definitions as in vLLM's benchmark client (ml-protocols §2.1), timed on the cli
 * E2EL: from sending to ``[DONE]`` (or to the end of a stream that never sent it);
 * goodput (DistServe): the share of streams that are intact and meet every TTFT/ITL bound.
 
-Integrity (§5): status 200 and ``text/event-stream``, ``[DONE]`` received and nothing
+Integrity: status 200 and ``text/event-stream``, ``[DONE]`` received and nothing
 after it, exactly one non-null ``finish_reason`` per choice, no error event, every chunk
 valid JSON with the same ``id``, token text free of U+FFFD and control characters, and
 (when ``expect`` is set) the text matching it. A truncated or broken stream is never

@@ -20,8 +20,8 @@ class CrossedResponsesFault(JsonResponseFault):
 
     Why realistic: OpenAI, 20 Mar 2023 — a redis-py connection corrupted by a cancelled
     request handed the *next* user the previous user's reply, with normal status codes;
-    LLMPerf checks for exactly this "request A gets the responses for request B"
-    (reference §3.2, F13). Only an echo of the request id or a nonce catches it.
+    LLMPerf checks for exactly this "request A gets the responses for request B".
+    Only an echo of the request id or a nonce catches it.
     Each matching response body is remembered in a small bounded buffer (``buffer_size``
     bodies per route and path, bodies up to 1 MiB); the client gets a different body from
     that buffer, chosen with the seeded rng. The first request (nothing to cross with yet)

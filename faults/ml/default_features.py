@@ -18,8 +18,8 @@ class DefaultFeaturesFault(JsonResponseFault):
 
     Why realistic: the usual imputation bug — a lookup miss filled with 0 or the training
     mean and reported as present; TFDV calls out "features with empty values"; scores shift
-    only slightly, so nothing but distribution checks notice (reference F2, the nastiest
-    Feast case of §3.1).
+    only slightly, so nothing but distribution checks notice (the nastiest Feast case: the
+    status still says the value is real).
     ``default_value``: the value written (default 0; any JSON value, e.g. a training mean).
     ``features``: names to hit (``view:name`` or ``name``); default every feature except
     join keys. ``fraction``: share of the selected values replaced, chosen with the seeded

@@ -1,6 +1,6 @@
 """A view of a Feast ``get-online-features`` response as cells (feature × entity row).
 
-Feast has shipped both orientations (reference §3.1): row-oriented (``results[r].values[f]``)
+Feast has shipped both orientations: row-oriented (``results[r].values[f]``)
 and column-oriented (``results[f].values[r]``, the current serving model). The current one is
 recognised by ``len(results) == len(feature_names)``. Join keys (whose timestamps are all the
 epoch, as Feast writes them) are left alone unless named explicitly.

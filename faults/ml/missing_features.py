@@ -28,7 +28,7 @@ class MissingFeaturesFault(JsonResponseFault):
 
     Why realistic: missing inputs are the classic silent training/serving skew — the model
     imputes and still answers 200 (Rules of ML #10 "watch for silent failures"; ML Test
-    Score "data invariants hold for inputs"; reference F1).
+    Score "data invariants hold for inputs").
     ``mode``: ``not_found`` (default: value null, Feast status ``NOT_FOUND``), ``null``
     (value null, status ``NULL_VALUE``), ``drop`` (the feature removed: Feast name + column,
     or the key of each request row). ``features``: names to hit (``view:name`` or ``name``);

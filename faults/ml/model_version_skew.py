@@ -17,7 +17,7 @@ class ModelVersionSkewFault(JsonResponseFault):
 
     Why realistic: canary and rollback skew route part of the traffic to an older model that
     expects features no longer served (TFDV skew detection); OpenAI's ``system_fingerprint``
-    exists to flag backend changes (reference F14). Combine with ``match.probability`` to
+    exists to flag backend changes. Combine with ``match.probability`` to
     skew x% of requests.
     ``version``: the version (or OpenAI model name) written. ``fingerprint``: the OpenAI
     ``system_fingerprint`` written where one is present (default ``fp_`` + version).

@@ -21,7 +21,7 @@ class NanTensorFault(JsonResponseFault):
     Why realistic: TF Serving documents bare ``NaN``/``Infinity`` tokens in its REST JSON,
     Python servers emit them, and strict parsers then fail while lenient ones propagate the
     NaN ("Out of range float values are not JSON compliant": vLLM fork #435, Prefect #6439;
-    ML Test Score "models are numerically stable"; reference F4).
+    ML Test Score "models are numerically stable").
     ``value``: ``nan`` (default), ``infinity``, ``-infinity``, ``null`` or ``string`` (the
     string ``"NaN"``). ``fraction``: share of the numbers hit, chosen with the seeded rng, at
     least one. ``outputs``: OIP output tensor names to hit (default all). ``paths``: JSON

@@ -1,6 +1,6 @@
 """Which ML wire protocol a body speaks, and where its interesting values live.
 
-Detection uses the request path first and the body's keys second (reference §1.9); anything
+Detection uses the request path first and the body's keys second; anything
 unrecognised is ``GENERIC`` and relies on the user's ``paths``. Each protocol names default
 JSON paths for a few *roles*: the scores/outputs, the model version, the features.
 """

@@ -1,6 +1,6 @@
 """Named feature values in model *requests*: where a feature lives in each request shape.
 
-Shapes (reference §1.1, §1.2, §1.6): ``instances`` / ``dataframe_records`` (a list of
+Shapes (TF Serving, MLflow ``/invocations``, Open Inference Protocol v2): ``instances`` / ``dataframe_records`` (a list of
 objects, one per row), ``dataframe_split`` (``columns`` + ``data`` rows), ``inputs`` as an
 object of columns (TF Serving column form), and OIP ``inputs[]`` tensors by ``name``.
 Positional rows (lists without names) carry no feature names and are left alone.

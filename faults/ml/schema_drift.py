@@ -23,7 +23,7 @@ class SchemaDriftFault(JsonResponseFault):
 
     Why realistic: renamed or re-typed fields are the classic "unstable data dependency"
     (Sculley et al.); MLflow 2.0 itself changed its scoring protocol; clients either crash
-    with a KeyError or silently ignore the field (reference F5).
+    with a KeyError or silently ignore the field.
     ``mode``: ``rename`` (an object key gets ``new_name``; a string in a list, such as a
     Feast feature name, and by default an OIP output tensor's name, is replaced by it), ``drop`` (the field removed) or
     ``dtype`` (values re-typed: numbers become strings; OIP tensors get ``datatype`` and,

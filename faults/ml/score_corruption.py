@@ -17,8 +17,8 @@ class ScoreCorruptionFault(JsonResponseFault):
     """Corrupt scores while the format stays valid: monotone transform, constant, inversion, label swap.
 
     Why realistic: infrastructure bugs that change the numbers but not the format — OpenAI's
-    20 Feb 2024 kernel bug, Anthropic's Aug–Sep 2025 miscompile — all returned 200 (reference
-    F16). ``power`` (p → p^k) keeps AUC yet breaks calibration, so only Brier/ECE catch it.
+    20 Feb 2024 kernel bug, Anthropic's Aug–Sep 2025 miscompile — all returned 200.
+    ``power`` (p → p^k) keeps AUC yet breaks calibration, so only Brier/ECE catch it.
     ``mode``: ``power`` (p^``exponent``, sign kept), ``affine`` (``scale``·p + ``offset``),
     ``constant`` (every score becomes ``value``, a prior-only model), ``invert`` (1 − p),
     ``label_swap`` (labels exchanged by ``labels``, e.g. ``{"fraud": "legit"}``, applied

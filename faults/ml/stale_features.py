@@ -19,7 +19,7 @@ class StaleFeaturesFault(JsonResponseFault):
 
     Why realistic: Google Play served from a table that was stale for six months, and
     refreshing it alone gave +2% installs (Rules of ML #10); the ML Test Score asks that
-    "models are not too stale" (reference F3).
+    "models are not too stale".
     ``age_s``: how much older each hit timestamp becomes (default one day).
     ``status``: ``OUTSIDE_MAX_AGE`` (default: Feast admits the value is older than its TTL)
     or ``PRESENT`` (silent staleness: only the timestamps tell). ``features``: names to hit

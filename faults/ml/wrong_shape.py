@@ -18,7 +18,7 @@ class WrongShapeFault(JsonResponseFault):
 
     Why realistic: OIP requires ``shape`` and ``data`` to agree; a dropped batch dimension or
     a changed embedding size gives index errors or, worse, silently misaligned rows ↔
-    predictions (reference F8).
+    predictions.
     ``mode``: ``truncate`` (the last ``count`` elements removed: fewer predictions than
     inputs, a shorter embedding), ``extend`` (the last element repeated ``count`` times),
     ``shape`` (OIP: ``shape[0]`` grows by ``count`` while ``data`` stays; other shapes: the

@@ -1,10 +1,9 @@
 """The Toxiproxy-compatible HTTP API (Toxiproxy 2.12) over a TcpLayer.
 
-Routes, status codes, error bodies and JSON shapes follow the reference
-(shared/reference/toxiproxy-api.md §4, checklist §11), so toxiproxy-python,
-toxiproxy-node-client, toxiproxy-ruby and the Go client work unchanged. Like Toxiproxy it
-has no auth: the server binds it to loopback unless told otherwise. Deliberate
-deviations are listed in the README (tcp routes and the Toxiproxy-compatible API).
+Routes, status codes, error bodies and JSON shapes are Toxiproxy 2.12's own, so
+toxiproxy-python, toxiproxy-node-client, toxiproxy-ruby and the Go client work unchanged.
+Like Toxiproxy it has no auth: the server binds it to loopback unless told otherwise.
+Deliberate deviations are listed in the README (tcp routes and the Toxiproxy-compatible API).
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def toxi() -> Iterator[ToxiServer]:
 
     layer, runner, port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
     server = ToxiServer(loop, layer, metrics, port, resets)
-    # toxiproxy-python keeps its server address in class attributes (reference §13).
+    # toxiproxy-python keeps its server address in class attributes of APIConsumer, shared by the process.
     saved = (APIConsumer.host, APIConsumer.port)
     APIConsumer.host, APIConsumer.port = "127.0.0.1", port
     try:

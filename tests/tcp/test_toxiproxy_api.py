@@ -1,4 +1,4 @@
-"""The Toxiproxy-compatible API against the reference's checklist (§11): routes, status
+"""The Toxiproxy-compatible API against Toxiproxy 2.12's own behaviour: routes, status
 codes, exact error bodies, JSON shapes, defaults, partial updates, populate and reset."""
 
 from __future__ import annotations
