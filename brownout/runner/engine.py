@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import structlog
 
 from brownout.exit_codes import Outcome, outcome_for
 from brownout.fleet.report import fleet_event, read_resolved_fleet
@@ -47,6 +48,8 @@ from brownout.steady.replay import replay_judge
 from brownout.steady.verdicts import BASELINE, METHOD, RECOVERY, decide_outcome
 from brownout.windows import WindowAccumulator, WindowGrid
 from faults.errors import BrownoutError
+
+log = structlog.get_logger("brownout.runner")
 
 
 
@@ -113,6 +116,9 @@ async def run_experiment(experiment: Experiment, options: RunOptions = RunOption
                 outcome, reason = outcome_for(exc), str(exc) or exc.__class__.__name__
                 if isinstance(exc, asyncio.CancelledError):
                     reason = "interrupted"
+            except Exception as exc:  # a bug of ours, not a finding: still clean up, and report it (exit 4)
+                log.exception("run_failed")
+                outcome, reason = Outcome.COULD_NOT_RUN, f"internal error: {exc.__class__.__name__}: {exc}"
             finally:
                 await hub.close()
                 problems = await asyncio.shield(plan.timeline.cleanup())

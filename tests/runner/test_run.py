@@ -125,3 +125,24 @@ async def test_journal_is_machine_readable(stage: Stage) -> None:
     for key in ("schema_version", "status", "experiment", "timeline", "windows", "verdicts", "injections", "checks"):
         assert key in journal
     assert journal["experiment"]["title"] == "test experiment"
+
+
+async def test_an_internal_error_still_cleans_up_and_writes_the_reports(stage: Stage, monkeypatch: Any) -> None:
+    """A bug in the runner (here: the verdict raises) is exit 4 with the journal and JUnit written,
+    and no fault left behind, as for any run that could not complete."""
+    from brownout.experiment import load_experiment
+    from brownout.report import write_reports
+    from brownout.runner import engine
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("a bug in the runner")
+
+    monkeypatch.setattr(engine, "decide_outcome", broken)
+    path = stage.experiment(method=[{"fault": "latency", "route": "model", "at": "0.5s", "params": {"delay_ms": 5}}])
+    report = await engine.run_experiment(load_experiment(path))
+    assert report.exit_code == 4 and report.reason == "internal error: RuntimeError: a bug in the runner"
+    paths = write_reports(report, stage.folder / "reports")
+    journal = json.loads((stage.folder / "reports" / "journal.json").read_text())
+    assert journal["status"]["exit_code"] == 4 and paths
+    assert all(i["removed"] for i in journal["injections"]) and journal["injections"]
+    assert await _faults_on(stage) == []
