@@ -79,7 +79,7 @@ class ErrorFault(Fault):
         elif not isinstance(self.body, str):
             body, content_type = json.dumps(self.body).encode(), "application/json"
         else:
-            body, content_type = self.body.encode(), ("application/json" if _is_json(self.body) else "text/plain; charset=utf-8")
+            body, content_type = self.body.encode(), text_content_type(self.body)
         given = [str(v) for k, v in self.headers.items() if k.lower() == "content-type"]
         extra = tuple((k, str(v)) for k, v in self.headers.items() if k.lower() != "content-type")
         content_type = self.content_type or (given[0] if given else content_type)
@@ -99,9 +99,10 @@ class ErrorFault(Fault):
         return self.answer(ex) if self.phase == "response" else PROCEED
 
 
-def _is_json(text: str) -> bool:
+def text_content_type(text: str) -> str:
+    """The media type of a custom body given as text: JSON when it parses as JSON, else plain text."""
     try:
         json.loads(text)
     except ValueError:
-        return False
-    return True
+        return "text/plain; charset=utf-8"
+    return "application/json"

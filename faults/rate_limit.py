@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, Respond, require
 from faults.capacity_styles import go_duration, rate_limit_body, retry_after_s
+from faults.error import text_content_type
 from faults.sse import EventSplitter, parse
 from faults.token_bucket import BucketPair, KeyedBuckets, Rate
 
@@ -174,7 +175,7 @@ class RateLimitFault(Fault):
     @cached_property
     def _content_type(self) -> str:
         if isinstance(self.body, str):
-            return "application/json" if _is_json(self.body) else "text/plain; charset=utf-8"
+            return text_content_type(self.body)
         return "application/json"
 
     @cached_property
@@ -258,10 +259,3 @@ async def _scan_json(body: AsyncIterator[bytes], reservation: _Reservation) -> A
         except ValueError:
             pass
 
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True

@@ -22,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from faults.errors import InvalidInput, InvalidInputs
+from faults.validation import dotted as join_path
 from faults.validation import field_errors
 
 PathPart = str | int
@@ -34,13 +35,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 def format_path(parts: Sequence[PathPart]) -> str:
     """``('method', 1, 'params')`` -> ``method[1].params``."""
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
+    return join_path(parts)
 
 
 def parse_path(dotted: str) -> list[PathPart]:
