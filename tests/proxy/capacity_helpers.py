@@ -144,3 +144,8 @@ async def add_fault(http: aiohttp.ClientSession, proxy: ProxyProcess, kind: str,
         assert r.status == 201, body
         return body
 
+
+Capacity = tuple[ProxyProcess, CapacityUpstream]
+
+
+Capacity = tuple[ProxyProcess, CapacityUpstream]

@@ -7,30 +7,13 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.conftest import ProxyProcess
-from tests.proxy.capacity_helpers import CapacityUpstream, add_fault, arrivals, capacity_proxy, scrape, value
-
-Capacity = tuple[ProxyProcess, CapacityUpstream]
-
-
-@pytest.fixture(scope="module")
-def capacity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Capacity]:
-    with capacity_proxy(tmp_path_factory.mktemp("rate")) as served:
-        yield served
-
-
-@pytest.fixture
-async def http(capacity: Capacity) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(auto_decompress=False) as session:
-        yield session
-        async with session.delete(capacity[0].admin + "/faults") as response:  # kill switch between tests
-            assert response.status == 200
+from tests.proxy.capacity_helpers import Capacity, add_fault, arrivals, scrape, value
 
 
 async def call(http: aiohttp.ClientSession, proxy: ProxyProcess, path: str = "/v1/chat/completions",

@@ -6,31 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.conftest import ProxyProcess
-from tests.proxy.capacity_helpers import CapacityUpstream, add_fault, capacity_proxy, scrape, value
-
-Capacity = tuple[ProxyProcess, CapacityUpstream]
-
-
-@pytest.fixture(scope="module")
-def capacity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Capacity]:
-    with capacity_proxy(tmp_path_factory.mktemp("queue")) as served:
-        yield served
-
-
-@pytest.fixture
-async def http(capacity: Capacity) -> AsyncIterator[aiohttp.ClientSession]:
-    connector = aiohttp.TCPConnector(limit=0)  # the client must not queue requests itself
-    async with aiohttp.ClientSession(auto_decompress=False, connector=connector) as session:
-        yield session
-        async with session.delete(capacity[0].admin + "/faults") as response:
-            assert response.status == 200
+from tests.proxy.capacity_helpers import Capacity, add_fault, scrape, value
 
 
 async def call(http: aiohttp.ClientSession, proxy: ProxyProcess, path: str,

@@ -5,30 +5,13 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
-import pytest
 
 from tests.conftest import ProxyProcess
-from tests.proxy.capacity_helpers import CapacityUpstream, add_fault, capacity_proxy
+from tests.proxy.capacity_helpers import Capacity, add_fault
 
-Capacity = tuple[ProxyProcess, CapacityUpstream]
 STREAM = {"model": "m", "stream": True}
-
-
-@pytest.fixture(scope="module")
-def capacity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Capacity]:
-    with capacity_proxy(tmp_path_factory.mktemp("stalls")) as served:
-        yield served
-
-
-@pytest.fixture
-async def http(capacity: Capacity) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(auto_decompress=False) as session:
-        yield session
-        async with session.delete(capacity[0].admin + "/faults") as response:
-            assert response.status == 200
 
 
 async def event_times(http: aiohttp.ClientSession, proxy: ProxyProcess, events: int) -> list[float]:

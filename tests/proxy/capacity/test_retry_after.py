@@ -6,31 +6,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
-import pytest
 
 from tests.conftest import ProxyProcess
-from tests.proxy.capacity_helpers import CapacityUpstream, add_fault, arrivals, capacity_proxy, scrape, value
+from tests.proxy.capacity_helpers import Capacity, add_fault, arrivals, scrape, value
 
-Capacity = tuple[ProxyProcess, CapacityUpstream]
 VIOLATIONS = "brownout_retry_after_violations_total"
-
-
-@pytest.fixture(scope="module")
-def capacity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Capacity]:
-    with capacity_proxy(tmp_path_factory.mktemp("retry")) as served:
-        yield served
-
-
-@pytest.fixture
-async def http(capacity: Capacity) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(auto_decompress=False) as session:
-        yield session
-        async with session.delete(capacity[0].admin + "/faults") as response:
-            assert response.status == 200
 
 
 async def send(http: aiohttp.ClientSession, proxy: ProxyProcess, body: Any, headers: dict[str, str] | None = None,
