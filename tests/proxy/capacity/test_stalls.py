@@ -31,18 +31,20 @@ async def test_stalls_after_every_kth_event_within_20_percent(capacity: Capacity
     """20 events, a 150 ms stall after events 5, 10, 15 and 20 (before [DONE]); judged over 6 streams."""
     proxy, _ = capacity
     await add_fault(http, proxy, "stream", {"stall_after_events": 5, "stall_every_events": 5, "stall_ms": 150})
-    stall_gaps: list[float] = []
-    other_gaps: list[float] = []
+    by_event: dict[int, list[float]] = {}  # the gap before event i, one per stream
     for _ in range(6):
         times = await event_times(http, proxy, 20)
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]  # gaps[i]: before the event at index i + 1
-        for i, gap in enumerate(gaps):
-            (stall_gaps if i + 1 in (5, 10, 15, 20) else other_gaps).append(gap)
+        for i, (a, b) in enumerate(zip(times, times[1:], strict=False)):
+            by_event.setdefault(i + 1, []).append(b - a)
+    stall_gaps = [g for i in (5, 10, 15, 20) for g in by_event[i]]
+    other_gaps = [g for i, gaps in by_event.items() if i not in (5, 10, 15, 20) for g in gaps]
     assert len(stall_gaps) == 24
     assert min(stall_gaps) >= 0.145  # a pause is never shorter (hard bound)
-    assert 0.120 <= statistics.median(stall_gaps) <= 0.180, stall_gaps
-    assert statistics.median(other_gaps) < 0.03, other_gaps  # and only there
-    assert sorted(other_gaps)[int(len(other_gaps) * 0.9)] < 0.1
+    # Within 20 %, measured over the loop's own pace (a busy machine delays every event alike).
+    assert 0.120 <= statistics.median(stall_gaps) - statistics.median(other_gaps) <= 0.180, stall_gaps
+    # And only there: at every other event the median over the streams is far below a stall.
+    quiet = {i: statistics.median(gaps) for i, gaps in by_event.items() if i not in (5, 10, 15, 20)}
+    assert max(quiet.values()) < 0.075, quiet
 
 
 async def test_preempt_probability_picks_whole_streams(capacity: Capacity, http: aiohttp.ClientSession) -> None:
