@@ -203,13 +203,13 @@ class HttpRoute:
                 selected += (f,)
         if not selected:
             return None
-        upstream_headers = h1.as_multidict(outgoing.headers)
+        wire = outgoing.headers.copy()  # as it is now: Host and framing are added to ``outgoing.headers`` later
         if outgoing.declared_length is not None:
-            upstream_headers["Content-Length"] = str(outgoing.declared_length)  # for faults to read
+            wire.append((b"Content-Length", b"%d" % outgoing.declared_length))  # for faults to read
         request_id = request.taps.start.request_id if request.taps is not None else self._request_id(request)
         data = ExchangeData(
             route=self.name, request_id=request_id, method=method, path=path, query=request.query,
-            client=request.client, now=time.monotonic, request_headers=upstream_headers, request_json=json_body,
+            client=request.client, now=time.monotonic, request_wire=wire, request_json=json_body,
         )
         return Injection(selected, data, self._metrics)
 
@@ -298,15 +298,17 @@ class HttpRoute:
             status, phrase, length = upstream.status, upstream.reason, upstream_length
             if injection is not None:
                 data = injection.data
-                data.status, data.response_headers = status, h1.as_multidict(headers)
-                outcome = await injection.run(Hook.ON_RESPONSE)
-                if isinstance(outcome, Respond):
-                    await self._note_retry_after(request, client, outgoing, outcome, forwarded=True)
-                    return self._answer(request, client, outcome, injection)
+                data.set_response(status, headers.copy())  # as it is now: the writer adds its own
+                if injection.uses(Hook.ON_RESPONSE):
+                    outcome = await injection.run(Hook.ON_RESPONSE)
+                    if isinstance(outcome, Respond):
+                        await self._note_retry_after(request, client, outgoing, outcome, forwarded=True)
+                        return self._answer(request, client, outcome, injection)
                 if data.status is not None and data.status != status:
                     status, phrase = data.status, h1.reason(data.status)
-                headers = h1.from_multidict(data.response_headers)
-                length = h1.parse_length(data.response_headers.get("Content-Length"))
+                if data.response_wire() is None:  # a fault read or rewrote them
+                    headers = h1.from_multidict(data.response_headers)
+                    length = h1.parse_length(data.response_headers.get("Content-Length"))
             await self._out.send(request, client, upstream, status, phrase, headers, length, upstream_length,
                                       injection)
             return status
@@ -344,7 +346,9 @@ class HttpRoute:
     async def _faulted_upstream_request(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
                                         injection: Injection) -> tuple[bytearray, Body]:
         """As ``_upstream_head``, with the faults' headers, and their body wrappers framed as they declare."""
-        headers = [(n, v) for n, v in h1.from_multidict(injection.data.request_headers) if n.lower() not in h1.FRAMING]
+        data = injection.data
+        headers = outgoing.headers if data.request_wire() is not None else [  # no fault read or rewrote them
+            (n, v) for n, v in h1.from_multidict(data.request_headers) if n.lower() not in h1.FRAMING]
         body = self._request_body(request, client, outgoing)
         declared = outgoing.declared_length
         if body is not None and injection.uses(Hook.WRAP_REQUEST_BODY):
