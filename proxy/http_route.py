@@ -19,7 +19,8 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -42,6 +43,7 @@ from proxy.upstream_pool import Body, UpstreamFailed, UpstreamPool
 log = structlog.get_logger("brownout.proxy")
 
 _NOT_READ: Any = object()
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 _UPSTREAM_IDLE_S = 15.0  # pooled upstream connections idle this long are closed
 
 
@@ -65,6 +67,7 @@ class HttpRoute:
         self._retry_violations = metrics.retry_after_violations.labels(config.name)
         self._faults: tuple[ActiveFault, ...] = ()
         self._needs_body = False
+        self._needs_headers = False
         self._paths: re.Pattern[str] | None = None
         self.observers = ObserverList()  # told of every effect and exchange (recording, tracing)
         self._out = ResponseWriter(config.name, metrics, fault_header=fault_header)
@@ -190,13 +193,15 @@ class HttpRoute:
         if faults is not self._faults:  # a new tuple on every change (copy on write): recheck
             self._faults, self._paths = faults, path_filter(faults)
             self._needs_body = any(f.needs_body for f in faults)
+            self._needs_headers = any(f.match.headers for f in faults)
         return self._paths is None or self._paths.match(request.path) is not None
 
     async def _select(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
                       faults: tuple[ActiveFault, ...]) -> Injection | None:
         path = request.path
         json_body = await self._read_json(request, client, outgoing) if self._needs_body else _NOT_READ
-        method, headers = request.method, request.header_map
+        method = request.method
+        headers = request.header_map if self._needs_headers else _NO_HEADERS  # built only for a header match
         selected: tuple[ActiveFault, ...] = ()
         for f in faults:  # a plain loop: nothing is allocated when no fault applies
             if f.decide(method, path, headers, json_body):

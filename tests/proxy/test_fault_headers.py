@@ -7,6 +7,7 @@ runs in-process for the test kinds that read headers.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from faults import Exchange, ExchangeData, Fault, Outcome, catalogue
 from faults.base import PROCEED
 from proxy.config import ProxyConfig
+from proxy.observers import ExchangeObserver, FaultEffect
 from proxy.server import ProxyServer
 from tests.conftest import free_port
 
@@ -167,3 +169,32 @@ def test_exchange_data_decodes_wire_headers_when_first_read() -> None:
     assert data.response_wire() is None and dict(data.response_headers) == {"Server": "up"}
     built = ExchangeData(route="r", request_id="i", method="GET", path="/", now=lambda: 0.0)
     assert len(built.request_headers) == 0 and len(built.response_headers) == 0  # none given: empty
+
+
+class _Effects(ExchangeObserver):
+    def __init__(self) -> None:
+        self.request_ids: list[str] = []
+
+    def fault_effect(self, effect: FaultEffect) -> None:
+        self.request_ids.append(effect.request_id)
+
+
+async def test_the_request_id_is_the_clients_first_x_request_id_in_any_case_else_ours(
+        raw_proxy: tuple[ProxyServer, RawUpstream, int, str]) -> None:
+    proxy, _, port, admin = raw_proxy
+    effects = _Effects()
+    proxy.http_routes[0].observers.append(effects)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(admin + "/faults", json={"route": "api", "type": "latency", "params": {}}) as r:
+            assert r.status == 201
+    heads = [b"x-REQUEST-id: low\r\nX-Request-Id: second\r\n", b"", b"X-Request-Id: \r\n", b"X-Request-Idx: no\r\n"]
+    for extra in heads:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: h\r\n" + extra + b"\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(_length(head))
+        writer.close()
+    first, *generated = effects.request_ids
+    assert first == "low"
+    assert len(generated) == 3 and len(set(generated)) == 3
+    assert all(rid.startswith(f"{os.getpid():x}-api-") for rid in generated)
