@@ -138,7 +138,7 @@ class Injection:
 def record(active: ActiveFault, view: Exchange, metrics: ProxyMetrics) -> None:
     """One fault's effect on one exchange (or connection), logged and counted."""
     data, details = view.data, view.details
-    metrics.faults_injected.labels(data.route, active.type).inc()
+    metrics.fault_injected(data.route, active.type).inc()
     if details:
         rejected = details.get("rejected")
         if isinstance(rejected, str):  # a capacity fault refused the request (rate_limit, concurrency_limit)
