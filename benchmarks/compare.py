@@ -4,10 +4,11 @@
     .venv/bin/python -m benchmarks.compare before=/tmp/before after=. after+10f=.:faults
 
 Each variant is ``NAME=DIR`` (a tree holding proxy/, faults/, brownout/), with ``:faults`` to add
-10 non-matching faults, ``:rate_limit`` for a rate_limit that admits every request, or ``:latency0``
-for a latency of 0 ms on every request (what any selected fault costs). Every variant runs as
-``brownout proxy`` pinned to the server CPU; runs
-are interleaved and medians kept. The column to trust on a busy machine is CPU µs per request.
+10 non-matching faults, ``:rate_limit`` for a rate_limit that admits every request, ``:latency0``
+for a latency of 0 ms on every request (what any selected fault costs), ``:observer`` for an
+observer on the route that follows no exchange; several joined by ``+``. Every variant runs as
+``brownout proxy`` pinned to the server CPU; runs are interleaved and medians kept. The column
+to trust on a busy machine is CPU µs per request.
 """
 
 from __future__ import annotations
@@ -39,33 +40,52 @@ from benchmarks.harness import (
 
 WORKLOADS = {"json c8": ("/json", 8), "json c64": ("/json", 64), "1m c8": ("/1m", 8)}
 MAIN = "import sys; sys.path.insert(0, '.'); from brownout.cli import main; sys.exit(main())"
+# ``:observer``: every http route gets an observer that follows no exchange (recording and tracing
+# register observers that sample rarely): what every request pays for the observer contract.
+OBSERVED_MAIN = """import sys; sys.path.insert(0, '.')
+from proxy.http_route import HttpRoute
+from proxy.observers import ExchangeObserver
+start = HttpRoute.start
+async def observed(self):
+    self.observers.append(ExchangeObserver())
+    await start(self)
+HttpRoute.start = observed
+from brownout.cli import main; sys.exit(main())"""
+
+
+FLAGS = ("faults", "rate_limit", "latency0", "observer")
 
 
 def start_variant(stack: Stack, name: str, tree: str, upstream: int, flag: str, log_level: str) -> tuple[int, int]:
+    """``brownout proxy`` from ``tree``; ``flag``: what to add, several joined by ``+`` (``latency0+observer``)."""
+    flags = [f for f in flag.split("+") if f]
+    unknown = [f for f in flags if f not in FLAGS]
+    if unknown:
+        raise SystemExit(f"unknown variant flag {unknown[0]!r}: {', '.join(FLAGS)}")
     port, admin = free_port(), free_port()
     conf = stack.workdir / f"{name}.yaml"
     conf.write_text(f"admin: {{listen: '127.0.0.1:{admin}'}}\nfault_ttl: {{default: 1h, max: 1h}}\nroutes:\n"
                     f"  - {{name: bench, kind: http, listen: '127.0.0.1:{port}', upstream: 'http://127.0.0.1:{upstream}'}}\n")
     with open(stack.workdir / f"{name}.log", "wb") as log:  # the child keeps its own copy of the fd
-        proc = subprocess.Popen([*pin(SUT_CPU), str(VENV_BIN / "python"), "-c", MAIN, "proxy", "--config", str(conf),
+        proc = subprocess.Popen([*pin(SUT_CPU), str(VENV_BIN / "python"), "-c",
+                                 OBSERVED_MAIN if "observer" in flags else MAIN, "proxy", "--config", str(conf),
                                  "--log-level", log_level], cwd=os.path.abspath(tree), stdout=log, stderr=subprocess.STDOUT)
     stack.procs.append(proc)
     wait_listening(admin)
     wait_listening(port)
-    if flag == "faults":
-        add_idle_faults(admin, "bench", 10)
-    elif flag == "rate_limit":
-        add_admitting_rate_limit(admin, "bench")
-    elif flag == "latency0":
-        add_zero_latency(admin, "bench")
-    elif flag:
-        raise SystemExit(f"unknown variant flag {flag!r}: faults, rate_limit or latency0")
+    for flag in flags:
+        if flag == "faults":
+            add_idle_faults(admin, "bench", 10)
+        elif flag == "rate_limit":
+            add_admitting_rate_limit(admin, "bench")
+        elif flag == "latency0":
+            add_zero_latency(admin, "bench")
     return port, proc.pid
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variants", nargs="+", metavar="NAME=DIR[:faults]")
+    parser.add_argument("variants", nargs="+", metavar="NAME=DIR[:FLAG[+FLAG]]")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--log-level", default="warning", choices=["info", "warning"],

@@ -52,7 +52,7 @@ def main() -> int:
             load = threading.Thread(target=wrk, args=(url, args.connections, args.seconds + 2))
             load.start()
             subprocess.run([py_spy, "record", "--pid", str(pid), "--rate", str(args.rate), "--duration",
-                            str(args.seconds), "--format", "raw", "--nonblocking", "--output", args.out],
+                            str(args.seconds), "--format", "raw", "--output", args.out],
                            check=True, capture_output=True, timeout=args.seconds + 60)
             load.join()
         finally:
