@@ -128,7 +128,8 @@ class HttpRoute:
                 await self._check_retry(request, client, outgoing)
             faults = self._store.for_route(self.name)
             if faults and self._may_apply(request, faults):
-                injection = await self._select(request, client, outgoing, faults)
+                json_body = await self._read_json(request, client, outgoing) if self._needs_body else _NOT_READ
+                injection = self._select(request, outgoing, faults, json_body)
                 if injection is not None:
                     outcome = await injection.run(Hook.ON_REQUEST)
                     if isinstance(outcome, Respond):
@@ -196,11 +197,9 @@ class HttpRoute:
             self._needs_headers = any(f.match.headers for f in faults)
         return self._paths is None or self._paths.match(request.path) is not None
 
-    async def _select(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
-                      faults: tuple[ActiveFault, ...]) -> Injection | None:
-        path = request.path
-        json_body = await self._read_json(request, client, outgoing) if self._needs_body else _NOT_READ
-        method = request.method
+    def _select(self, request: IncomingRequest, outgoing: Outgoing, faults: tuple[ActiveFault, ...],
+                json_body: Any) -> Injection | None:
+        path, method = request.path, request.method
         headers = request.header_map if self._needs_headers else _NO_HEADERS  # built only for a header match
         selected: tuple[ActiveFault, ...] = ()
         for f in faults:  # a plain loop: nothing is allocated when no fault applies
