@@ -7,7 +7,10 @@ The tree and flag are those of ``benchmarks.compare`` (``DIR[:faults|rate_limit|
 py-spy samples the proxy (pinned to the server CPU) at ``--rate`` Hz while wrk (one thread,
 ``--connections``) sends ``/json``; the report gives the share of samples by function, as self
 time (the innermost frame of ours or of the library it is in) and as inclusive time (anywhere on
-the stack), and keeps the raw collapsed stacks in ``--out`` for a closer look.
+the stack), and keeps the raw collapsed stacks in ``--out`` for a closer look. py-spy reads the
+process without stopping it (``--nonblocking``): stopping it for each sample puts most samples in
+the socket writes. The price is that some stacks are cut short, so inclusive shares are lower
+bounds; self time is the number to read.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def main() -> int:
             load = threading.Thread(target=wrk, args=(url, args.connections, args.seconds + 2))
             load.start()
             subprocess.run([py_spy, "record", "--pid", str(pid), "--rate", str(args.rate), "--duration",
-                            str(args.seconds), "--format", "raw", "--output", args.out],
+                            str(args.seconds), "--format", "raw", "--nonblocking", "--output", args.out],
                            check=True, capture_output=True, timeout=args.seconds + 60)
             load.join()
         finally:
