@@ -4,8 +4,11 @@
     .venv/bin/python -m benchmarks.compare before=/tmp/before after=. after+10f=.:faults
 
 Each variant is ``NAME=DIR`` (a tree holding proxy/, faults/, brownout/), with ``:faults`` to add
-10 non-matching faults, or ``:rate_limit`` for a rate_limit that admits every request. Every variant runs as ``brownout proxy`` pinned to the server CPU; runs
-are interleaved and medians kept. The column to trust on a busy machine is CPU µs per request.
+10 non-matching faults, ``:rate_limit`` for a rate_limit that admits every request, ``:latency0``
+for a latency of 0 ms on every request (what any selected fault costs), ``:observer`` for an
+observer on the route that follows no exchange; several joined by ``+``. Every variant runs as
+``brownout proxy`` pinned to the server CPU; runs are interleaved and medians kept. The column
+to trust on a busy machine is CPU µs per request.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from benchmarks.harness import (
     Stack,
     add_admitting_rate_limit,
     add_idle_faults,
+    add_zero_latency,
     free_port,
     median,
     pin,
@@ -36,31 +40,56 @@ from benchmarks.harness import (
 
 WORKLOADS = {"json c8": ("/json", 8), "json c64": ("/json", 64), "1m c8": ("/1m", 8)}
 MAIN = "import sys; sys.path.insert(0, '.'); from brownout.cli import main; sys.exit(main())"
+# ``:observer``: every http route gets an observer that follows no exchange (recording and tracing
+# register observers that sample rarely): what every request pays for the observer contract.
+OBSERVED_MAIN = """import sys; sys.path.insert(0, '.')
+from proxy.http_route import HttpRoute
+from proxy.observers import ExchangeObserver
+start = HttpRoute.start
+async def observed(self):
+    self.observers.append(ExchangeObserver())
+    await start(self)
+HttpRoute.start = observed
+from brownout.cli import main; sys.exit(main())"""
 
 
-def start_variant(stack: Stack, name: str, tree: str, upstream: int, flag: str) -> tuple[int, int]:
+FLAGS = ("faults", "rate_limit", "latency0", "observer")
+
+
+def start_variant(stack: Stack, name: str, tree: str, upstream: int, flag: str, log_level: str) -> tuple[int, int]:
+    """``brownout proxy`` from ``tree``; ``flag``: what to add, several joined by ``+`` (``latency0+observer``)."""
+    flags = [f for f in flag.split("+") if f]
+    unknown = [f for f in flags if f not in FLAGS]
+    if unknown:
+        raise SystemExit(f"unknown variant flag {unknown[0]!r}: {', '.join(FLAGS)}")
     port, admin = free_port(), free_port()
     conf = stack.workdir / f"{name}.yaml"
     conf.write_text(f"admin: {{listen: '127.0.0.1:{admin}'}}\nfault_ttl: {{default: 1h, max: 1h}}\nroutes:\n"
                     f"  - {{name: bench, kind: http, listen: '127.0.0.1:{port}', upstream: 'http://127.0.0.1:{upstream}'}}\n")
     with open(stack.workdir / f"{name}.log", "wb") as log:  # the child keeps its own copy of the fd
-        proc = subprocess.Popen([*pin(SUT_CPU), str(VENV_BIN / "python"), "-c", MAIN, "proxy", "--config", str(conf),
-                                 "--log-level", "warning"], cwd=os.path.abspath(tree), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*pin(SUT_CPU), str(VENV_BIN / "python"), "-c",
+                                 OBSERVED_MAIN if "observer" in flags else MAIN, "proxy", "--config", str(conf),
+                                 "--log-level", log_level], cwd=os.path.abspath(tree), stdout=log, stderr=subprocess.STDOUT)
     stack.procs.append(proc)
     wait_listening(admin)
     wait_listening(port)
-    if flag == "faults":
-        add_idle_faults(admin, "bench", 10)
-    elif flag == "rate_limit":
-        add_admitting_rate_limit(admin, "bench")
+    for flag in flags:
+        if flag == "faults":
+            add_idle_faults(admin, "bench", 10)
+        elif flag == "rate_limit":
+            add_admitting_rate_limit(admin, "bench")
+        elif flag == "latency0":
+            add_zero_latency(admin, "bench")
     return port, proc.pid
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variants", nargs="+", metavar="NAME=DIR[:faults]")
+    parser.add_argument("variants", nargs="+", metavar="NAME=DIR[:FLAG[+FLAG]]")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--log-level", default="warning", choices=["info", "warning"],
+                        help="the proxies' log level: info logs every injection (fault_injected), as `brownout proxy` does by default")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"subset of {','.join(WORKLOADS)}")
     args = parser.parse_args()
     workloads = [w for w in args.workloads.split(",") if w in WORKLOADS]
@@ -83,7 +112,7 @@ def main() -> int:
             for spec in args.variants:
                 name, _, rest = spec.partition("=")
                 tree, _, flag = rest.partition(":")
-                targets[name] = start_variant(stack, name, tree, up, flag)
+                targets[name] = start_variant(stack, name, tree, up, flag, args.log_level)
             for port, _ in targets.values():
                 wrk(f"http://127.0.0.1:{port}/json", 64, 1)
             results: dict[tuple[str, str], list] = {}

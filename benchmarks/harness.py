@@ -190,6 +190,11 @@ def add_admitting_rate_limit(admin_port: int, route: str) -> None:
                                        "params": {"requests_per_minute": 1e9}})
 
 
+def add_zero_latency(admin_port: int, route: str) -> None:
+    """A ``latency`` of 0 ms on every request: the generic cost of a fault selected for each one."""
+    admin_post(admin_port, "/faults", {"type": "latency", "route": route, "ttl": "1h", "params": {"delay_ms": 0}})
+
+
 def rss_kb(pid: int) -> int:
     """Resident set of ``pid`` and its children (nginx master + worker), in KiB."""
     total = 0

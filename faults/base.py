@@ -75,7 +75,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -160,6 +160,9 @@ Detail = str | int | float | bool
 _NOT_READ: Any = object()
 
 
+WireHeaders = Sequence[tuple[bytes, bytes]]  # (name, value) pairs as on the wire
+
+
 class ExchangeData:
     """One exchange as every fault selected for it shares it. The proxy builds it.
 
@@ -167,26 +170,71 @@ class ExchangeData:
     ``response_headers`` are set when the upstream head is known (faults may rewrite them in
     ``on_response``); at the end ``status`` is the final one. ``started`` is ``now()`` when the
     exchange began.
+
+    The proxy hands both header sets over as on the wire (``request_wire``, ``set_response``):
+    they are decoded (latin-1) into a ``CIMultiDict`` when a fault first reads them, and
+    ``request_wire()``/``response_wire()`` give them back as they came while none has, so the
+    many faults that never look at headers cost no conversion either way.
     """
 
-    __slots__ = ("route", "request_id", "method", "path", "query", "client", "request_headers",
-                 "request_json", "status", "response_headers", "now", "started")
+    __slots__ = ("route", "request_id", "method", "path", "query", "client", "_request_headers", "_request_wire",
+                 "request_json", "status", "_response_headers", "_response_wire", "now", "started")
 
     def __init__(self, *, route: str, request_id: str, method: str, path: str, now: Callable[[], float],
                  query: str = "", client: str = "", request_headers: CIMultiDict[str] | None = None,
-                 request_json: Any = _NOT_READ) -> None:
+                 request_wire: WireHeaders = (), request_json: Any = _NOT_READ) -> None:
         self.route = route
         self.request_id = request_id
         self.method = method
         self.path = path
         self.query = query
         self.client = client
-        self.request_headers: CIMultiDict[str] = request_headers if request_headers is not None else CIMultiDict()
+        self._request_headers = request_headers  # None: still as on the wire, in ``_request_wire``
+        self._request_wire = request_wire
         self.request_json = request_json
         self.status: int | None = None
-        self.response_headers: CIMultiDict[str] = CIMultiDict()
+        self._response_headers: CIMultiDict[str] | None = None
+        self._response_wire: WireHeaders = ()
         self.now = now
         self.started = now()
+
+    @property
+    def request_headers(self) -> CIMultiDict[str]:
+        if self._request_headers is None:
+            self._request_headers = decode_headers(self._request_wire)
+        return self._request_headers
+
+    @request_headers.setter
+    def request_headers(self, value: CIMultiDict[str]) -> None:
+        self._request_headers = value
+
+    def request_wire(self) -> WireHeaders | None:
+        """The request headers as the proxy gave them; None once a fault has read or set ``request_headers``."""
+        return self._request_wire if self._request_headers is None else None
+
+    def set_response(self, status: int, wire: WireHeaders) -> None:
+        """Upstream's head: its status and headers as on the wire."""
+        self.status = status
+        self._response_headers, self._response_wire = None, wire
+
+    @property
+    def response_headers(self) -> CIMultiDict[str]:
+        if self._response_headers is None:
+            self._response_headers = decode_headers(self._response_wire)
+        return self._response_headers
+
+    @response_headers.setter
+    def response_headers(self, value: CIMultiDict[str]) -> None:
+        self._response_headers = value
+
+    def response_wire(self) -> WireHeaders | None:
+        """The response headers as the proxy gave them; None once a fault has read or set ``response_headers``."""
+        return self._response_wire if self._response_headers is None else None
+
+
+def decode_headers(wire: WireHeaders) -> CIMultiDict[str]:
+    """Headers as on the wire, decoded byte for byte (latin-1)."""
+    return CIMultiDict([(name.decode("latin-1"), value.decode("latin-1")) for name, value in wire])
 
 
 class Exchange:

@@ -19,7 +19,8 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -42,6 +43,7 @@ from proxy.upstream_pool import Body, UpstreamFailed, UpstreamPool
 log = structlog.get_logger("brownout.proxy")
 
 _NOT_READ: Any = object()
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 _UPSTREAM_IDLE_S = 15.0  # pooled upstream connections idle this long are closed
 
 
@@ -65,6 +67,7 @@ class HttpRoute:
         self._retry_violations = metrics.retry_after_violations.labels(config.name)
         self._faults: tuple[ActiveFault, ...] = ()
         self._needs_body = False
+        self._needs_headers = False
         self._paths: re.Pattern[str] | None = None
         self.observers = ObserverList()  # told of every effect and exchange (recording, tracing)
         self._out = ResponseWriter(config.name, metrics, fault_header=fault_header)
@@ -125,7 +128,8 @@ class HttpRoute:
                 await self._check_retry(request, client, outgoing)
             faults = self._store.for_route(self.name)
             if faults and self._may_apply(request, faults):
-                injection = await self._select(request, client, outgoing, faults)
+                json_body = await self._read_json(request, client, outgoing) if self._needs_body else _NOT_READ
+                injection = self._select(request, outgoing, faults, json_body)
                 if injection is not None:
                     outcome = await injection.run(Hook.ON_REQUEST)
                     if isinstance(outcome, Respond):
@@ -190,26 +194,26 @@ class HttpRoute:
         if faults is not self._faults:  # a new tuple on every change (copy on write): recheck
             self._faults, self._paths = faults, path_filter(faults)
             self._needs_body = any(f.needs_body for f in faults)
+            self._needs_headers = any(f.match.headers for f in faults)
         return self._paths is None or self._paths.match(request.path) is not None
 
-    async def _select(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
-                      faults: tuple[ActiveFault, ...]) -> Injection | None:
-        path = request.path
-        json_body = await self._read_json(request, client, outgoing) if self._needs_body else _NOT_READ
-        method, headers = request.method, request.header_map
+    def _select(self, request: IncomingRequest, outgoing: Outgoing, faults: tuple[ActiveFault, ...],
+                json_body: Any) -> Injection | None:
+        path, method = request.path, request.method
+        headers = request.header_map if self._needs_headers else _NO_HEADERS  # built only for a header match
         selected: tuple[ActiveFault, ...] = ()
         for f in faults:  # a plain loop: nothing is allocated when no fault applies
             if f.decide(method, path, headers, json_body):
                 selected += (f,)
         if not selected:
             return None
-        upstream_headers = h1.as_multidict(outgoing.headers)
+        wire = outgoing.headers.copy()  # as it is now: Host and framing are added to ``outgoing.headers`` later
         if outgoing.declared_length is not None:
-            upstream_headers["Content-Length"] = str(outgoing.declared_length)  # for faults to read
+            wire.append((b"Content-Length", b"%d" % outgoing.declared_length))  # for faults to read
         request_id = request.taps.start.request_id if request.taps is not None else self._request_id(request)
         data = ExchangeData(
             route=self.name, request_id=request_id, method=method, path=path, query=request.query,
-            client=request.client, now=time.monotonic, request_headers=upstream_headers, request_json=json_body,
+            client=request.client, now=time.monotonic, request_wire=wire, request_json=json_body,
         )
         return Injection(selected, data, self._metrics)
 
@@ -298,15 +302,17 @@ class HttpRoute:
             status, phrase, length = upstream.status, upstream.reason, upstream_length
             if injection is not None:
                 data = injection.data
-                data.status, data.response_headers = status, h1.as_multidict(headers)
-                outcome = await injection.run(Hook.ON_RESPONSE)
-                if isinstance(outcome, Respond):
-                    await self._note_retry_after(request, client, outgoing, outcome, forwarded=True)
-                    return self._answer(request, client, outcome, injection)
+                data.set_response(status, headers.copy())  # as it is now: the writer adds its own
+                if injection.uses(Hook.ON_RESPONSE):
+                    outcome = await injection.run(Hook.ON_RESPONSE)
+                    if isinstance(outcome, Respond):
+                        await self._note_retry_after(request, client, outgoing, outcome, forwarded=True)
+                        return self._answer(request, client, outcome, injection)
                 if data.status is not None and data.status != status:
                     status, phrase = data.status, h1.reason(data.status)
-                headers = h1.from_multidict(data.response_headers)
-                length = h1.parse_length(data.response_headers.get("Content-Length"))
+                if data.response_wire() is None:  # a fault read or rewrote them
+                    headers = h1.from_multidict(data.response_headers)
+                    length = h1.parse_length(data.response_headers.get("Content-Length"))
             await self._out.send(request, client, upstream, status, phrase, headers, length, upstream_length,
                                       injection)
             return status
@@ -344,7 +350,9 @@ class HttpRoute:
     async def _faulted_upstream_request(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing,
                                         injection: Injection) -> tuple[bytearray, Body]:
         """As ``_upstream_head``, with the faults' headers, and their body wrappers framed as they declare."""
-        headers = [(n, v) for n, v in h1.from_multidict(injection.data.request_headers) if n.lower() not in h1.FRAMING]
+        data = injection.data
+        headers = outgoing.headers if data.request_wire() is not None else [  # no fault read or rewrote them
+            (n, v) for n, v in h1.from_multidict(data.request_headers) if n.lower() not in h1.FRAMING]
         body = self._request_body(request, client, outgoing)
         declared = outgoing.declared_length
         if body is not None and injection.uses(Hook.WRAP_REQUEST_BODY):

@@ -3,8 +3,9 @@
 An exception inside a fault is logged and counted, and the exchange carries on without that
 fault; ``CancelledError`` and ``AbortExchange`` always propagate (a ``Reset`` a hook returns
 becomes an ``AbortExchange``, so the route handles every abort in one place). When the exchange
-ends, ``finish`` runs the ``on_exchange_end`` hooks and turns what each fault reported into one
-``FaultEffect``: logged as ``fault_injected``, counted, and handed to the route's observers.
+ends, ``finish`` runs the ``on_exchange_end`` hooks and records what each fault reported: logged
+as ``fault_injected`` and counted, and, when the route has observers, made into one ``FaultEffect``
+handed to them (a fault applied to every request pays for no record nobody reads).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Injection:
     def __init__(self, faults: tuple[ActiveFault, ...], data: ExchangeData, metrics: ProxyMetrics) -> None:
         self.faults = faults
         self.data = data
-        self.views = tuple(active.view(data) for active in faults)
+        self.views = tuple([active.view(data) for active in faults])
         self._metrics = metrics
 
     @property
@@ -40,7 +41,10 @@ class Injection:
         return ",".join(f.id for f in self.faults)
 
     def uses(self, hook: Hook) -> bool:
-        return any(hook in f.hooks for f in self.faults)
+        for active in self.faults:  # (a fault's hooks may change mid-exchange, by a PATCH: asked each time)
+            if hook in active.hooks:
+                return True
+        return False
 
     async def run(self, hook: Hook) -> Outcome:
         """Call ``hook`` on each fault in order; the first non-``Proceed`` outcome wins (a ``Reset`` is raised)."""
@@ -102,7 +106,8 @@ class Injection:
             yield chunk
 
     def finish(self, status: int, observers: Sequence[ExchangeObserver]) -> tuple[FaultEffect, ...]:
-        """The exchange ended with ``status``: run ``on_exchange_end`` once per fault, then record the effects."""
+        """The exchange ended with ``status``: run ``on_exchange_end`` once per fault, then record the effects
+        (logged and counted; made into ``FaultEffect`` records, returned, only for the ``observers``)."""
         self.data.status = status
         for active, view in zip(self.faults, self.views, strict=True):
             if Hook.ON_EXCHANGE_END in active.hooks:
@@ -111,8 +116,18 @@ class Injection:
                     active.fault.on_exchange_end(view)  # type: ignore[union-attr]
                 except Exception:
                     self._failed(active, Hook.ON_EXCHANGE_END)
-        return tuple(effect(active, view, self._metrics, observers) for active, view in zip(self.faults, self.views,
-                                                                                             strict=True))
+        for active, view in zip(self.faults, self.views, strict=True):
+            record(active, view, self._metrics)
+        if not observers:
+            return ()
+        effects = tuple([effect(active, view) for active, view in zip(self.faults, self.views, strict=True)])
+        for one in effects:
+            for observer in observers:
+                try:
+                    observer.fault_effect(one)
+                except Exception:
+                    log.exception("observer_failed", route=one.route, observer=type(observer).__name__)
+        return effects
 
     def _failed(self, active: ActiveFault, hook: Hook) -> None:
         self._metrics.fault_errors.labels(self.data.route, active.type).inc()
@@ -120,25 +135,24 @@ class Injection:
                       route=self.data.route, request_id=self.data.request_id)
 
 
-def effect(active: ActiveFault, view: Exchange, metrics: ProxyMetrics,
-           observers: Sequence[ExchangeObserver]) -> FaultEffect:
-    """One fault's record of one exchange (or connection): logged, counted, observed."""
+def record(active: ActiveFault, view: Exchange, metrics: ProxyMetrics) -> None:
+    """One fault's effect on one exchange (or connection), logged and counted."""
+    data, details = view.data, view.details
+    metrics.fault_injected(data.route, active.type).inc()
+    if details:
+        rejected = details.get("rejected")
+        if isinstance(rejected, str):  # a capacity fault refused the request (rate_limit, concurrency_limit)
+            metrics.fault_rejections.labels(data.route, active.type, rejected).inc()
+    log.info("fault_injected", fault_id=active.id, kind=active.type, route=data.route, request_id=data.request_id,
+             hook=str(view.effect_hook) if view.effect_hook else None, at_s=round(view.effect_at, 6),
+             details=details or {})  # (rendered here and now: no copy needed)
+
+
+def effect(active: ActiveFault, view: Exchange) -> FaultEffect:
+    """One fault's record of one exchange (or connection), for the observers."""
     data = view.data
-    record = FaultEffect(
+    return FaultEffect(
         fault_id=active.id, kind=active.type, route=data.route, request_id=data.request_id,
         hook=view.effect_hook, at_s=round(view.effect_at, 6),
         details=MappingProxyType(dict(view.details) if view.details else {}),
     )
-    metrics.faults_injected.labels(data.route, active.type).inc()
-    rejected = record.details.get("rejected")
-    if isinstance(rejected, str):  # a capacity fault refused the request (rate_limit, concurrency_limit)
-        metrics.fault_rejections.labels(data.route, active.type, rejected).inc()
-    log.info("fault_injected", fault_id=record.fault_id, kind=record.kind, route=record.route,
-             request_id=record.request_id, hook=str(record.hook) if record.hook else None, at_s=record.at_s,
-             details=dict(record.details))
-    for observer in observers:
-        try:
-            observer.fault_effect(record)
-        except Exception:
-            log.exception("observer_failed", route=data.route, observer=type(observer).__name__)
-    return record

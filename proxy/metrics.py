@@ -53,6 +53,14 @@ class ProxyMetrics:
                                               "Retry-After a fault gave them", ["route"], registry=r)
         self._fault_states = _FaultStateCollector()
         r.register(self._fault_states)
+        self._injected: dict[tuple[str, str], Any] = {}
+
+    def fault_injected(self, route: str, kind: str) -> Any:
+        """``faults_injected``'s child for ``route`` and ``kind``, kept (``labels()`` costs more than ``inc()``)."""
+        child = self._injected.get((route, kind))
+        if child is None:
+            child = self._injected[(route, kind)] = self.faults_injected.labels(route, kind)
+        return child
 
     def watch_fault_states(self, source: Callable[[], Iterable[tuple[str, str, Any]]]) -> None:
         """``source()`` gives (route, fault id, state) of the active faults; read at every scrape."""

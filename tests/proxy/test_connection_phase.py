@@ -93,8 +93,11 @@ async def test_reset_at_connection_comes_before_any_request_and_at_request_only_
     assert isinstance(after, ConnectionResetError), after
     assert server.requests == 0  # neither reached upstream
 
-    effects = [e for e in proxy.log_events() if e.get("event") == "fault_injected"]
-    assert [(e["fault_id"], e["hook"], e["details"]) for e in effects] == [
+    def effects() -> list[dict[str, Any]]:  # the proxy's log, written as it goes: wait for both lines
+        return [e for e in proxy.log_events() if e.get("event") == "fault_injected"]
+
+    await wait_for(lambda: len(effects()) >= 2)
+    assert [(e["fault_id"], e["hook"], e["details"]) for e in effects()] == [
         ("conn", "on_connection", {"phase": "connection"}), ("req", "on_request", {"phase": "request"})]
 
 
