@@ -6,7 +6,9 @@
 Each variant is ``NAME=DIR`` (a tree holding proxy/, faults/, brownout/), with ``:faults`` to add
 10 non-matching faults, ``:rate_limit`` for a rate_limit that admits every request, ``:latency0``
 for a latency of 0 ms on every request (what any selected fault costs), ``:observer`` for an
-observer on the route that follows no exchange; several joined by ``+``. Every variant runs as
+observer on the route that follows no exchange, ``:record`` to record every exchange (its writer
+moved to the load CPU, as the recording goal counts the proxy process alone); several joined
+by ``+``. Every variant runs as
 ``brownout proxy`` pinned to the server CPU; runs are interleaved and medians kept. The column
 to trust on a busy machine is CPU µs per request.
 """
@@ -31,6 +33,7 @@ from benchmarks.harness import (
     add_admitting_rate_limit,
     add_idle_faults,
     add_zero_latency,
+    children,
     free_port,
     median,
     pin,
@@ -53,7 +56,7 @@ HttpRoute.start = observed
 from brownout.cli import main; sys.exit(main())"""
 
 
-FLAGS = ("faults", "rate_limit", "latency0", "observer")
+FLAGS = ("faults", "rate_limit", "latency0", "observer", "record")
 
 
 def start_variant(stack: Stack, name: str, tree: str, upstream: int, flag: str, log_level: str) -> tuple[int, int]:
@@ -64,8 +67,11 @@ def start_variant(stack: Stack, name: str, tree: str, upstream: int, flag: str, 
         raise SystemExit(f"unknown variant flag {unknown[0]!r}: {', '.join(FLAGS)}")
     port, admin = free_port(), free_port()
     conf = stack.workdir / f"{name}.yaml"
-    conf.write_text(f"admin: {{listen: '127.0.0.1:{admin}'}}\nfault_ttl: {{default: 1h, max: 1h}}\nroutes:\n"
-                    f"  - {{name: bench, kind: http, listen: '127.0.0.1:{port}', upstream: 'http://127.0.0.1:{upstream}'}}\n")
+    record = (f"record: {{dir: '{stack.workdir / name}-recordings', max_bytes: 256MiB}}\n", ", record: true") \
+        if "record" in flags else ("", "")
+    conf.write_text(f"admin: {{listen: '127.0.0.1:{admin}'}}\nfault_ttl: {{default: 1h, max: 1h}}\n{record[0]}routes:\n"
+                    f"  - {{name: bench, kind: http, listen: '127.0.0.1:{port}', upstream: 'http://127.0.0.1:{upstream}'"
+                    f"{record[1]}}}\n")
     with open(stack.workdir / f"{name}.log", "wb") as log:  # the child keeps its own copy of the fd
         proc = subprocess.Popen([*pin(SUT_CPU), str(VENV_BIN / "python"), "-c",
                                  OBSERVED_MAIN if "observer" in flags else MAIN, "proxy", "--config", str(conf),
@@ -73,6 +79,8 @@ def start_variant(stack: Stack, name: str, tree: str, upstream: int, flag: str, 
     stack.procs.append(proc)
     wait_listening(admin)
     wait_listening(port)
+    for writer in children(proc.pid):  # a recording writer works off the event loop's core, as deployed
+        os.sched_setaffinity(writer, {LOAD_CPU})
     for flag in flags:
         if flag == "faults":
             add_idle_faults(admin, "bench", 10)
@@ -123,7 +131,7 @@ def main() -> int:
                         results.setdefault((name, w), []).append(wrk(f"http://127.0.0.1:{port}{path}", conns, args.seconds, pid))
         finally:
             stack.close()
-    print(f"{'workload':9} {'target':12} {'req/s':>8} {'MiB/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'× nginx':>8}")
+    print(f"{'workload':9} {'target':12} {'req/s':>8} {'MiB/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'own µs/req':>10} {'× nginx':>8}")
     for w in workloads:
         base = median([r.rps for r in results[("nginx", w)]])
         for name in targets:
@@ -131,7 +139,7 @@ def main() -> int:
             rps = median([r.rps for r in rs])
             print(f"{w:9} {name:12} {rps:8.0f} {median([r.bytes_per_s / 2**20 for r in rs]):7.0f} "
                   f"{median([r.p50_ms for r in rs]):7.3f} {median([r.p99_ms for r in rs]):7.2f} "
-                  f"{median([r.cpu_us for r in rs]):10.1f} {rps / base:8.2f}")
+                  f"{median([r.cpu_us for r in rs]):10.1f} {median([r.own_cpu_us for r in rs]):10.1f} {rps / base:8.2f}")
     return 0
 
 

@@ -1,8 +1,10 @@
 """The messages between the proxy and its recording writer process, framed on one socket.
 
-A frame is a 4-byte big-endian length and a pickled tuple whose first item names it. Both
-ends are the same code at the same version (the writer is started from the proxy's own
-interpreter), so pickle is safe here: the socket is a ``socketpair`` no one else holds.
+A frame is a 4-byte big-endian length, a format byte and a tuple whose first item names it:
+``m`` marshal (plain tuples, lists, bytes, str and numbers: the exchanges, at a quarter of
+pickle's CPU on the proxy's core), ``p`` pickle (the rest: control messages holding
+dataclasses). Both ends are the same code at the same version (the writer is started from the
+proxy's own interpreter), so both are safe here: the socket is a ``socketpair`` no one else holds.
 
 To the writer: ``("config", RecordConfig)``, ``("open", id, route, Redaction)``,
 ``("items", [Item, ...])``, ``("close", id)``, ``("delete", id)``, ``("flush", token)``.
@@ -11,6 +13,7 @@ From it: ``("stats", {id: RecordingStats}, cpu_seconds, [log events])`` and ``("
 
 from __future__ import annotations
 
+import marshal
 import pickle
 import struct
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ from typing import Any
 
 HEADER = struct.Struct("!I")
 MAX_FRAME = 1 << 30
+_MARSHAL = ord("m")
 
 # One exchange as the proxy hands it over, undecoded: (recording ids, method, target,
 # request headers, request body pieces, ts, fault ids, status or None, response headers,
@@ -41,7 +45,10 @@ class RecordingStats:
 
 
 def frame(message: tuple[Any, ...]) -> bytes:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        data = b"m" + marshal.dumps(message)
+    except ValueError:  # a type marshal does not know (a dataclass)
+        data = b"p" + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return HEADER.pack(len(data)) + data
 
 
@@ -61,6 +68,7 @@ class Reader:
             end = HEADER.size + size
             if len(buffer) < end:
                 return
-            message = pickle.loads(bytes(buffer[HEADER.size:end]))
+            data = bytes(buffer[HEADER.size + 1:end])
+            message = marshal.loads(data) if buffer[HEADER.size] == _MARSHAL else pickle.loads(data)
             del buffer[:end]
             yield message

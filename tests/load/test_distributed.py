@@ -149,10 +149,10 @@ async def test_a_library_experiment_gives_the_same_verdict_on_both_engines(stage
     assert [c["ok"] for c in journal["checks"]] == [c["ok"] for c in local["checks"]]
     broke = {v["window"] for v in journal["verdicts"] if not v["ok"] and v["sli"] == "latency_p99_ms"}
     assert broke == {v["window"] for v in local["verdicts"] if not v["ok"] and v["sli"] == "latency_p99_ms"}
-    # The same requests in the same windows: 40 a window (to one, as a phase starts a few ms
-    # late on a busy machine), from the two workers evenly.
+    # The same requests in the same windows: 40 a window (to a few, as a phase starts some ms
+    # late on a busy machine and its first sends land in the window before), from the two workers evenly.
     sent, local_sent = [w["stats"]["sent"] for w in journal["windows"]], [w["stats"]["sent"] for w in local["windows"]]
-    assert len(sent) == len(local_sent) and all(abs(n - 40) <= 1 for n in sent + local_sent), (sent, local_sent)
+    assert len(sent) == len(local_sent) and all(abs(n - 40) <= 3 for n in sent + local_sent), (sent, local_sent)
     workers = journal["extra"]["load"]["workers"]
     assert len(workers) == 2 and all(abs(w["share"] - 0.5) < 0.02 for w in workers), workers
     assert all(p["quality"]["probes"] > 0 for p in journal["phases"])  # golden probes ran, on the master
