@@ -11,11 +11,17 @@ moved to the load CPU, as the recording goal counts the proxy process alone); se
 by ``+``. Every variant runs as
 ``brownout proxy`` pinned to the server CPU; runs are interleaved and medians kept. The column
 to trust on a busy machine is CPU µs per request.
+
+wrk drives each variant as fast as it goes; a variant that answers slower then also runs at a
+lower rate, and a proxy at a lower rate spends more CPU per request (fewer requests per loop
+turn and per system call). ``--rate N`` drives every variant at the same rate instead, with
+Brownout's own open-loop generator (json workloads only): CPU per request at equal load.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import subprocess
 import sys
@@ -30,16 +36,20 @@ from benchmarks.harness import (
     SUT_CPU,
     VENV_BIN,
     Stack,
+    WrkResult,
     add_admitting_rate_limit,
     add_idle_faults,
     add_zero_latency,
     children,
+    cpu_seconds,
     free_port,
     median,
     pin,
     wait_listening,
     wrk,
 )
+from brownout.load.generator import run_load
+from brownout.load.shapes import ConstantShape
 
 WORKLOADS = {"json c8": ("/json", 8), "json c64": ("/json", 64), "1m c8": ("/1m", 8)}
 MAIN = "import sys; sys.path.insert(0, '.'); from brownout.cli import main; sys.exit(main())"
@@ -91,6 +101,16 @@ def start_variant(stack: Stack, name: str, tree: str, upstream: int, flag: str, 
     return port, proc.pid
 
 
+def at_rate(url: str, connections: int, seconds: float, pid: int, rate: int) -> WrkResult:
+    """One open-loop run at ``rate`` requests/s, in this process (on the load CPU), as a ``WrkResult``."""
+    before, own_before = cpu_seconds(pid), cpu_seconds(pid, children=False)
+    summary = asyncio.run(run_load(url, ConstantShape(rate, seconds), connections=connections, request_timeout=5))
+    used, own = cpu_seconds(pid) - before, cpu_seconds(pid, children=False) - own_before
+    done = max(1, summary.total.completed)
+    return WrkResult(done, summary.achieved_rate, float("nan"), summary.total.p50_ms, summary.total.p99_ms,
+                     summary.total.errors + summary.dropped, used / done * 1e6, own / done * 1e6)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="+", metavar="NAME=DIR[:FLAG[+FLAG]]")
@@ -98,6 +118,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--log-level", default="warning", choices=["info", "warning"],
                         help="the proxies' log level: info logs every injection (fault_injected), as `brownout proxy` does by default")
+    parser.add_argument("--rate", type=int, default=0,
+                        help="drive every variant at this many requests/s (open loop) instead of wrk's fastest")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"subset of {','.join(WORKLOADS)}")
     args = parser.parse_args()
     workloads = [w for w in args.workloads.split(",") if w in WORKLOADS]
@@ -128,7 +150,10 @@ def main() -> int:
                 for w in workloads:
                     path, conns = WORKLOADS[w]
                     for name, (port, pid) in targets.items():
-                        results.setdefault((name, w), []).append(wrk(f"http://127.0.0.1:{port}{path}", conns, args.seconds, pid))
+                        url = f"http://127.0.0.1:{port}{path}"
+                        results.setdefault((name, w), []).append(
+                            at_rate(url, conns, args.seconds, pid, args.rate) if args.rate and pid
+                            else wrk(url, conns, args.seconds, pid))
         finally:
             stack.close()
     print(f"{'workload':9} {'target':12} {'req/s':>8} {'MiB/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'own µs/req':>10} {'× nginx':>8}")

@@ -29,6 +29,8 @@ from brownout.experiment.model import DockerTarget
 from brownout.targets import DockerEngine, DockerTargetAdapter
 
 SOCKET = "/var/run/docker.sock"
+# One dockerd for the module: under pytest-xdist its tests run on one worker.
+pytestmark = pytest.mark.xdist_group("dockerd")
 IMAGE = "brownout-test-sleep:latest"
 
 
