@@ -39,7 +39,8 @@ class ResponseWriter:
         self._mark(headers, injection)
         if request.raw_method == b"HEAD" or h1.has_no_body(status):
             client.write(h1.response_head(status, phrase, self._connection_header(request, client, headers, True)))
-            self._tap_response(request, status, headers)
+            if request.taps is not None:
+                request.taps.response(status, headers)
             return
         pieces: AsyncIterator[bytes] | None = None
         if injection is not None and injection.uses(Hook.WRAP_RESPONSE_BODY):
@@ -58,7 +59,8 @@ class ResponseWriter:
                 headers.append((b"Content-Length", b"%d" % len(whole)))
                 client.write(h1.response_head(status, phrase, self._connection_header(request, client, headers, True))
                              + whole)
-                self._tap_response(request, status, headers, whole)
+                if request.taps is not None:
+                    request.taps.response(status, headers, whole)
                 return
         chunked = length is None and not request.http10
         if chunked:
@@ -69,12 +71,14 @@ class ResponseWriter:
             if length is not None and len(data) > length:
                 data = data[:length]  # never more than declared: the rest would corrupt the next response
             client.write(head + (h1.chunk(data) + h1.LAST_CHUNK if data else h1.LAST_CHUNK) if chunked else head + data)
-            self._tap_response(request, status, headers, data)
+            if request.taps is not None:
+                request.taps.response(status, headers, data)
             if length is not None and len(data) < length:
                 client.abort(rst=False)  # shorter than declared: a truncating fault asked for this
             return
         client.write(head)
-        self._tap_response(request, status, headers)
+        if request.taps is not None:
+            request.taps.response(status, headers)
         await self._stream(client, pieces or upstream.body.pieces(), chunked, length, request.taps)
 
     async def _stream(self, client: ClientConnection, pieces: AsyncIterator[bytes], chunked: bool,
@@ -126,14 +130,9 @@ class ResponseWriter:
         head = h1.response_head(status, h1.reason(status), headers)
         bodyless = request.raw_method == b"HEAD" or h1.has_no_body(status)
         client.write(head if bodyless else head + body)
-        self._tap_response(request, status, headers, b"" if bodyless else body)
-        return status
-
-    @staticmethod
-    def _tap_response(request: IncomingRequest, status: int, headers: h1.RawHeaders, body: bytes = b"") -> None:
         if request.taps is not None:
-            request.taps.response_head(status, headers)
-            request.taps.response_piece(body)
+            request.taps.response(status, headers, b"" if bodyless else body)
+        return status
 
     def error(self, request: IncomingRequest, client: ClientConnection, status: int, cause: str, detail: str) -> int:
         body = json.dumps({"error": detail, "route": self.route, "cause": cause}).encode()

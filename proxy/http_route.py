@@ -163,26 +163,27 @@ class HttpRoute:
             request_id = injection.data.request_id
         else:
             request_id = request.taps.start.request_id if request.taps is not None else self._request_id(request)
-        end = ExchangeEnd(route=self.name, request_id=request_id, method=request.method, path=request.path,
-                          status=status, started_at=time.time() - duration, duration_s=duration, effects=effects)
+        end = ExchangeEnd(self.name, request_id, request.method, request.path, status, time.time() - duration,
+                          duration, effects)  # positional: this runs once per followed exchange
         if request.taps is not None:
             request.taps.ended(end)
-        for observer in self.observers:
-            try:
-                observer.exchange_ended(end)
-            except Exception:
-                log.exception("observer_failed", route=self.name, observer=type(observer).__name__)
+        if self.observers.watch_all:
+            for observer in self.observers:
+                try:
+                    observer.exchange_ended(end)
+                except Exception:
+                    log.exception("observer_failed", route=self.name, observer=type(observer).__name__)
 
     def _open_taps(self, request: IncomingRequest) -> Taps | None:
-        observers: list[ExchangeObserver] | None = None
-        for observer in self.observers:
-            if observer.follows(request.headers):
-                observers = [observer] if observers is None else [*observers, observer]
+        observers: list[ExchangeObserver] | None = self.observers if self.observers.follow_all else None
         if observers is None:
-            return None  # nothing is built for an exchange no observer follows (sampled out)
-        start = ExchangeStart(route=self.name, request_id=self._request_id(request), method=request.method,
-                              target=request.target.decode("latin-1"), headers=request.headers, client=request.client,
-                              started_at=time.time(), http_version="1.0" if request.http10 else "1.1")
+            for observer in self.observers:
+                if observer.follows(request.headers):
+                    observers = [observer] if observers is None else [*observers, observer]
+            if observers is None:
+                return None  # nothing is built for an exchange no observer follows (sampled out)
+        start = ExchangeStart(self.name, self._request_id(request), request.method, request.target.decode("latin-1"),
+                              request.headers, request.client, time.time(), "1.0" if request.http10 else "1.1")
         return Taps.open(observers, start)
 
     def _request_id(self, request: IncomingRequest) -> str:

@@ -98,12 +98,15 @@ class ExchangeTap:
 
 class ObserverList(list["ExchangeObserver"]):
     """A route's observers: a list that knows whether one of them wants the end of every exchange
-    (``watch_all``), so an exchange nobody follows does not even ask (it is on every request's path)."""
+    (``watch_all``), so an exchange nobody follows does not even ask, and whether any samples in
+    ``follows`` (``follow_all``: none does, so none is asked). Both are on every request's path."""
 
     watch_all = False
+    follow_all = False  # no observer decides in ``follows``: every exchange is offered to all of them
 
     def _changed(self) -> None:
         self.watch_all = any(type(o).exchange_ended is not ExchangeObserver.exchange_ended for o in self)
+        self.follow_all = all(type(o).follows is ExchangeObserver.follows for o in self)
 
     def append(self, observer: ExchangeObserver) -> None:
         super().append(observer)

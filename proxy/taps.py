@@ -18,19 +18,37 @@ log = structlog.get_logger("brownout.proxy")
 Body = bytes | AsyncIterator[bytes] | None
 
 
-class Taps:
-    """Every hook is a plain loop over a tuple (rebuilt when a tap is dropped): this runs several
-    times per followed exchange, so no per-call copies, name lookups or argument packing."""
+# The hooks a tap may override, as bits: a hook no tap of an exchange overrides costs one test.
+_HOOKS = ("upstream_request", "upstream_answered", "request_piece", "response_head", "response_piece", "ended")
+UPSTREAM_REQUEST, UPSTREAM_ANSWERED, REQUEST_PIECE, RESPONSE_HEAD, RESPONSE_PIECE, ENDED = (1 << i for i in range(6))
+_overrides: dict[type[ExchangeTap], int] = {}
 
-    __slots__ = ("_taps", "wants_bodies", "start")
+
+def _hooks_of(tap: ExchangeTap) -> int:
+    kind = type(tap)
+    mask = _overrides.get(kind)
+    if mask is None:
+        mask = _overrides[kind] = sum(1 << i for i, hook in enumerate(_HOOKS)
+                                      if getattr(kind, hook) is not getattr(ExchangeTap, hook))
+    return mask
+
+
+class Taps:
+    """Every hook is a plain loop over a tuple (rebuilt when a tap is dropped), skipped when no
+    tap overrides it: this runs several times per followed exchange, so no per-call copies, name
+    lookups or argument packing."""
+
+    __slots__ = ("_taps", "_hooks", "wants_bodies", "start")
 
     def __init__(self, taps: list[ExchangeTap], start: ExchangeStart) -> None:
         self.start = start  # its request id is the exchange's, from start to end
         self._taps = tuple(taps)
-        wants = False
+        wants, hooks = False, 0
         for tap in taps:  # a loop, not any(<generator>): this runs once per followed exchange
             wants = wants or tap.wants_bodies
-        self.wants_bodies = wants
+            hooks |= _overrides.get(type(tap)) or _hooks_of(tap)
+        self.wants_bodies = wants and bool(hooks & REQUEST_PIECE)
+        self._hooks = hooks
 
     @classmethod
     def open(cls, observers: Iterable[ExchangeObserver], start: ExchangeStart) -> Taps | None:
@@ -50,28 +68,39 @@ class Taps:
         log.exception("tap_failed", tap=type(tap).__name__, hook=hook)
 
     def upstream_request(self, headers: list[tuple[bytes, bytes]]) -> None:
-        for tap in self._taps:
-            try:
-                tap.upstream_request(headers)
-            except Exception:
-                self._failed(tap, "upstream_request")
+        if self._hooks & UPSTREAM_REQUEST:
+            for tap in self._taps:
+                try:
+                    tap.upstream_request(headers)
+                except Exception:
+                    self._failed(tap, "upstream_request")
 
     def upstream_answered(self, status: int | None, cause: str | None = None) -> None:
-        for tap in self._taps:
-            try:
-                tap.upstream_answered(status, cause)
-            except Exception:
-                self._failed(tap, "upstream_answered")
+        if self._hooks & UPSTREAM_ANSWERED:
+            for tap in self._taps:
+                try:
+                    tap.upstream_answered(status, cause)
+                except Exception:
+                    self._failed(tap, "upstream_answered")
 
-    def response_head(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
-        for tap in self._taps:
-            try:
-                tap.response_head(status, headers)
-            except Exception:
-                self._failed(tap, "response_head")
+    def response(self, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        """The response head as written to the client, with the body when it went in the same write."""
+        hooks = self._hooks
+        if hooks & RESPONSE_HEAD:
+            for tap in self._taps:
+                try:
+                    tap.response_head(status, headers)
+                except Exception:
+                    self._failed(tap, "response_head")
+        if body and hooks & RESPONSE_PIECE:
+            for tap in self._taps:
+                try:
+                    tap.response_piece(body)
+                except Exception:
+                    self._failed(tap, "response_piece")
 
     def response_piece(self, piece: bytes) -> None:
-        if piece:
+        if piece and self._hooks & RESPONSE_PIECE:
             for tap in self._taps:
                 try:
                     tap.response_piece(piece)
@@ -103,8 +132,9 @@ class Taps:
             yield piece
 
     def ended(self, end: ExchangeEnd) -> None:
-        for tap in self._taps:
-            try:
-                tap.ended(end)
-            except Exception:
-                self._failed(tap, "ended")
+        if self._hooks & ENDED:
+            for tap in self._taps:
+                try:
+                    tap.ended(end)
+                except Exception:
+                    self._failed(tap, "ended")

@@ -83,3 +83,34 @@ async def test_an_exchange_an_observer_does_not_follow_never_reaches_it(proxy: A
                 assert r.status == 200
     assert [e.request_id for e in watcher.ended] == ["r6", "r7", "r8", "r9"]
     assert [e.request_id for e in sampler.ended] == ["r1", "r3", "r5", "r7", "r9"]
+
+
+class Everything(ExchangeObserver):
+    """Decides nothing in ``follows``: every exchange reaches ``exchange_started``."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
+        self.started += 1
+        return None
+
+
+async def test_an_observer_that_does_not_sample_is_offered_every_exchange_beside_one_that_does(proxy: Any) -> None:
+    route = proxy.http_routes[0]
+    everything = Everything()
+    route.observers.append(everything)
+    assert route.observers.follow_all and not route.observers.watch_all  # nobody asked: follows() is not called
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            async with http.get(proxy.url) as response:
+                assert response.status == 200
+        sampler, watcher = EveryOther(), WatchesAll()
+        route.observers += [sampler, watcher]
+        assert not route.observers.follow_all and route.observers.watch_all
+        for _ in range(4):
+            async with http.get(proxy.url) as response:
+                assert response.status == 200
+        route.observers.remove(sampler)
+        assert route.observers.follow_all
+    assert everything.started == 7 and sampler.looks == 4 and len(sampler.started) == 2 and len(watcher.ended) == 4
