@@ -85,19 +85,13 @@ class Taps:
 
     def response(self, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes = b"") -> None:
         """The response head as written to the client, with the body when it went in the same write."""
-        hooks = self._hooks
-        if hooks & RESPONSE_HEAD:
+        if self._hooks & RESPONSE_HEAD:
             for tap in self._taps:
                 try:
                     tap.response_head(status, headers)
                 except Exception:
                     self._failed(tap, "response_head")
-        if body and hooks & RESPONSE_PIECE:
-            for tap in self._taps:
-                try:
-                    tap.response_piece(body)
-                except Exception:
-                    self._failed(tap, "response_piece")
+        self.response_piece(body)
 
     def response_piece(self, piece: bytes) -> None:
         if piece and self._hooks & RESPONSE_PIECE:
