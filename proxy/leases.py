@@ -32,6 +32,7 @@ import structlog
 from faults import Exchange, ExchangeData, Fault, Hook, Match
 from faults.catalogue import check_match
 from faults.errors import Conflict, InvalidInput, NotFound
+from proxy.flow import wake
 
 log = structlog.get_logger("brownout.leases")
 
@@ -62,13 +63,14 @@ class ActiveFault:
     end_at: float | None = None
     activated_at: float | None = None  # when it came into force (wall clock); None while staged
     ended_at: float | None = None  # when it stopped being in force (end_at, or removal)
-    # set once the fault is no longer in force (ended or removed): wakes every sleeper at once
-    _removed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # True once the fault is no longer in force (ended or removed); ``_sleepers`` are woken then, at once
+    _removed: bool = field(default=False, repr=False)
+    _sleepers: set[asyncio.Future[None]] = field(default_factory=set, repr=False)
     _timers: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def removed(self) -> bool:
-        return self._removed.is_set()
+        return self._removed
 
     @property
     def lifecycle(self) -> str:
@@ -79,12 +81,26 @@ class ActiveFault:
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on behalf of this fault; removing the fault wakes every sleeper at once."""
-        if seconds <= 0 or self._removed.is_set():
+        if seconds <= 0 or self._removed:
             return
+        # One future, woken by a timer or by the removal: no inner task (as ``wait_for`` makes), so
+        # a client that leaves cancels this sleep directly and the handler's cleanup runs at once.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(seconds, wake, waiter) if seconds != float("inf") else None
+        self._sleepers.add(waiter)
         try:
-            await asyncio.wait_for(self._removed.wait(), seconds if seconds != float("inf") else None)
-        except TimeoutError:
-            pass
+            await waiter
+        finally:
+            self._sleepers.discard(waiter)
+            if timer is not None:
+                timer.cancel()
+
+    def _stop_sleepers(self) -> None:
+        """No longer in force: every sleep on its behalf ends now."""
+        self._removed = True
+        for waiter in self._sleepers:
+            wake(waiter)
 
     @property
     def connection_phase(self) -> bool:
@@ -281,7 +297,7 @@ class FaultStore:
             self._at(active, active.end_at - now, self._end)
             return
         active.ended_at = now
-        active._removed.set()
+        active._stop_sleepers()
         self._rebuild(active.route)
         log.info("fault_ended", fault_id=active.id, route=active.route, end_at=active.end_at)
 
@@ -312,7 +328,7 @@ class FaultStore:
         if active.ended_at is None:
             active.ended_at = self._wall()
         self._rebuild(active.route)
-        active._removed.set()
+        active._stop_sleepers()
         if active.on_remove is not None:
             result = active.on_remove()
             if asyncio.iscoroutine(result):

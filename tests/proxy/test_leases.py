@@ -108,6 +108,31 @@ async def test_removal_wakes_a_fault_sleeping_on_its_behalf() -> None:
     await asyncio.wait_for(active.sleep(3600), 5)  # removed: sleeps no more
 
 
+async def test_a_cancelled_sleep_ends_at_once_and_leaves_nothing_behind() -> None:
+    """A client that leaves cancels its handler mid-sleep: the handler's cleanup runs on the next
+    turn of the loop (no inner task to wait for), and neither the sleeper nor its timer is kept."""
+    store = make_store(Clock())
+    active = add(store, "f")
+    loop = asyncio.get_running_loop()
+    timers_before = len(loop._scheduled) if hasattr(loop, "_scheduled") else None
+    cleaned = []
+
+    async def handler() -> None:
+        try:
+            await active.sleep(3600)
+        finally:
+            cleaned.append(True)
+
+    task = asyncio.ensure_future(handler())
+    await asyncio.sleep(0)
+    assert len(active._sleepers) == 1
+    task.cancel()
+    await asyncio.sleep(0)
+    assert task.cancelled() and cleaned == [True] and not active._sleepers
+    if timers_before is not None:  # asyncio's own loop keeps its timers in a list we can count
+        assert len([t for t in loop._scheduled if not t.cancelled()]) <= timers_before
+
+
 async def test_ids_seeds_and_duplicates() -> None:
     store = make_store(Clock(), seed=7)
     first = add(store)
