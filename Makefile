@@ -29,7 +29,7 @@ demo-run:
 
 # Three pytest-xdist workers: most tests wait on sockets and subprocesses (11 min instead of 29 on 2 CPUs).
 test: setup
-	.venv/bin/pytest -q -n 3 --dist loadgroup
+	.venv/bin/pytest -q -n 3
 
 proxy: setup
 	.venv/bin/brownout proxy --config deploy/brownout.local.yaml

@@ -11,6 +11,7 @@ there they fail.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import io
 import os
 import shutil
@@ -29,8 +30,9 @@ from brownout.experiment.model import DockerTarget
 from brownout.targets import DockerEngine, DockerTargetAdapter
 
 SOCKET = "/var/run/docker.sock"
-# One dockerd for the module: under pytest-xdist its tests run on one worker.
-pytestmark = pytest.mark.xdist_group("dockerd")
+# Workers of one pytest-xdist run take turns with dockerd: the one holding this lock starts it
+# (when none runs) and stops it when its tests of this module are done.
+LOCK = Path("/tmp/brownout-test-dockerd.lock")
 IMAGE = "brownout-test-sleep:latest"
 
 
@@ -64,6 +66,12 @@ def _daemon_answers() -> bool:
 @pytest.fixture(scope="module")
 def dockerd() -> Iterator[None]:
     """A running Docker daemon: the one already there, or one started here (as root)."""
+    with open(LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _daemon()
+
+
+def _daemon() -> Iterator[None]:
     process = None
     if not _daemon_answers():
         if os.geteuid() != 0 or not shutil.which("dockerd") or not (shutil.which("busybox") or Path("/bin/busybox").exists()):
