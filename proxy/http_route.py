@@ -175,13 +175,15 @@ class HttpRoute:
                     log.exception("observer_failed", route=self.name, observer=type(observer).__name__)
 
     def _open_taps(self, request: IncomingRequest) -> Taps | None:
-        observers: list[ExchangeObserver] | None = self.observers if self.observers.follow_all else None
-        if observers is None:
+        observers: list[ExchangeObserver] = self.observers
+        if not self.observers.follow_all:  # one of them samples: ask each
+            followers: list[ExchangeObserver] | None = None
             for observer in self.observers:
                 if observer.follows(request.headers):
-                    observers = [observer] if observers is None else [*observers, observer]
-            if observers is None:
+                    followers = [observer] if followers is None else [*followers, observer]
+            if followers is None:
                 return None  # nothing is built for an exchange no observer follows (sampled out)
+            observers = followers
         start = ExchangeStart(self.name, self._request_id(request), request.method, request.target.decode("latin-1"),
                               request.headers, request.client, time.time(), "1.0" if request.http10 else "1.1")
         return Taps.open(observers, start)
