@@ -62,12 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     imp.add_argument("file", type=Path, metavar="FILE", help="a .har or .gor (.gor.gz) file")
     imp.add_argument("--out", type=Path, required=True, metavar="FILE", help="the corpus to write (JSONL)")
     imp.add_argument("--format", choices=FORMATS, help="default: from the extension, else from the first bytes")
-    red = imp.add_argument_group("redaction (on top of the headers always redacted)")
-    red.add_argument("--redact-header", action="append", default=[], metavar="NAME", help="a header to redact (repeatable)")
-    red.add_argument("--redact-json-path", action="append", default=[], metavar="PATH",
-                     help="a JSON path in bodies and events, e.g. '$.customer.email' (repeatable)")
-    red.add_argument("--redact-pattern", action="append", default=[], metavar="REGEX",
-                     help="a regular expression redacted in the path, header values and bodies (repeatable)")
+    add_redaction_options(imp, "redaction (on top of the headers always redacted)")
     imp.add_argument("--max-body", default="16m", metavar="SIZE",
                      help="skip exchanges with a body above this (decoded), e.g. 512k, 16m (default 16m)")
     imp.set_defaults(handler=handle_import)
@@ -86,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def handle_import(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    redaction = _redaction(args.redact_header, args.redact_json_path, args.redact_pattern)
+    redaction = redaction_from(args)
     result = import_file(args.file, args.out, fmt=args.format, redaction=redaction, max_body=parse_size(args.max_body))
     print(f"wrote {result.written} exchanges ({result.with_response} with a response) to {args.out}", file=out)
     for reason, count in sorted(result.skipped.items()):
@@ -115,9 +110,21 @@ def handle_golden(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return ExitCode.HELD
 
 
-def _redaction(headers: list[str], json_paths: list[str], patterns: list[str]) -> Redaction:
+def add_redaction_options(parser: argparse.ArgumentParser, title: str) -> None:
+    """``--redact-header``, ``--redact-json-path``, ``--redact-pattern``: read back with ``redaction_from``."""
+    red = parser.add_argument_group(title)
+    red.add_argument("--redact-header", action="append", default=[], metavar="NAME", help="a header to redact (repeatable)")
+    red.add_argument("--redact-json-path", action="append", default=[], metavar="PATH",
+                     help="a JSON path in bodies and events, e.g. '$.customer.email' (repeatable)")
+    red.add_argument("--redact-pattern", action="append", default=[], metavar="REGEX",
+                     help="a regular expression redacted in the path, header values and bodies (repeatable)")
+
+
+def redaction_from(args: argparse.Namespace) -> Redaction:
+    """The redaction the options ask for; a bad one names its flag."""
     try:
-        return Redaction.parse({"headers": headers, "json_paths": json_paths, "patterns": patterns}, field="")
+        return Redaction.parse({"headers": args.redact_header, "json_paths": args.redact_json_path,
+                                "patterns": args.redact_pattern}, field="")
     except InvalidInput as exc:
         errors = exc.errors if isinstance(exc, InvalidInputs) else [exc]
         flagged = [InvalidInput(e.message, _FLAGS.get((e.field or "").lstrip(".").split("[")[0], e.field)) for e in errors]

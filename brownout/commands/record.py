@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from brownout.admin_client import AdminClient
 from brownout.aio import run
-from brownout.commands.corpus import _redaction
+from brownout.commands.corpus import add_redaction_options, redaction_from
 from brownout.corpus.output import atomic_text
 from brownout.exit_codes import ExitCode
 from faults.errors import InvalidInput
@@ -44,12 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--sample", type=float, default=1.0, help="share of exchanges recorded (default 1.0)")
     parser.add_argument("--admin", default=os.environ.get("BROWNOUT_ADMIN", "http://127.0.0.1:8475"), help="admin API URL")
     parser.add_argument("--token", default=os.environ.get("BROWNOUT_TOKEN"), help="bearer token")
-    red = parser.add_argument_group("redaction (on top of the proxy's record.redact and the headers always redacted)")
-    red.add_argument("--redact-header", action="append", default=[], metavar="NAME", help="a header (repeatable)")
-    red.add_argument("--redact-json-path", action="append", default=[], metavar="PATH",
-                     help="a JSON path in bodies and events, e.g. '$.customer.email' (repeatable)")
-    red.add_argument("--redact-pattern", action="append", default=[], metavar="REGEX",
-                     help="a regular expression (repeatable)")
+    add_redaction_options(parser, "redaction (on top of the proxy's record.redact and the headers always redacted)")
     parser.set_defaults(handler=handle)
 
 
@@ -62,7 +57,7 @@ def handle(args: argparse.Namespace, out: TextIO | None = None) -> int:
         raise InvalidInput("must be > 0", "--duration")
     if not 0 < args.sample <= 1:
         raise InvalidInput(f"must be > 0 and <= 1, got {args.sample:g}", "--sample")
-    redaction = _redaction(args.redact_header, args.redact_json_path, args.redact_pattern)
+    redaction = redaction_from(args)
     body: dict[str, Any] = {"route": args.route, "sample": args.sample, "duration": duration,
                             "ttl": min(LEASE_S, duration), "redact": redaction.model_dump(mode="json")}
     return run(_record(args, body, out or sys.stdout))
