@@ -157,7 +157,7 @@ class AbortExchange(Exception):  # noqa: N818 (control flow, not an error: outsi
 
 
 Detail = str | int | float | bool
-_NOT_READ: Any = object()
+NO_JSON: Any = object()  # no JSON request body: not read (no body predicate asked), or not JSON
 
 
 WireHeaders = Sequence[tuple[bytes, bytes]]  # (name, value) pairs as on the wire
@@ -182,7 +182,7 @@ class ExchangeData:
 
     def __init__(self, *, route: str, request_id: str, method: str, path: str, now: Callable[[], float],
                  query: str = "", client: str = "", request_headers: CIMultiDict[str] | None = None,
-                 request_wire: WireHeaders = (), request_json: Any = _NOT_READ) -> None:
+                 request_wire: WireHeaders = (), request_json: Any = NO_JSON) -> None:
         self.route = route
         self.request_id = request_id
         self.method = method

@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import ConfigDict
 
+from faults.base import NO_JSON
 from faults.jsonpath import JsonPath, compile_path
 
-_UNSET: Any = object()
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Match:
     def needs_body(self) -> bool:
         return self.body is not None
 
-    def matches_request(self, method: str, path: str, headers: Mapping[str, str], json_body: Any = _UNSET) -> bool:
+    def matches_request(self, method: str, path: str, headers: Mapping[str, str], json_body: Any = NO_JSON) -> bool:
         """The static part: does this request look like one the fault targets?"""
         if self.methods is not None and method not in self.methods:
             return False
@@ -97,7 +97,7 @@ class Match:
             if value is None or not pattern.match(value):
                 return False
         if self.body is not None:
-            return json_body is not _UNSET and self.body.test(json_body)
+            return json_body is not NO_JSON and self.body.test(json_body)
         return True
 
     def decide(self, seen: int, injected: int, rng: random.Random) -> bool:

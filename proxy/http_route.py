@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from faults import AbortExchange, BodyEdit, ExchangeData, Hook, Respond
+from faults.base import NO_JSON
 from proxy import h1
 from proxy.config import RouteConfig
 from proxy.forward_headers import Outgoing, response_headers, upstream_request_headers
@@ -42,7 +43,6 @@ from proxy.upstream_pool import Body, UpstreamFailed, UpstreamPool
 
 log = structlog.get_logger("brownout.proxy")
 
-_NOT_READ: Any = object()
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 _UPSTREAM_IDLE_S = 15.0  # pooled upstream connections idle this long are closed
 
@@ -128,7 +128,7 @@ class HttpRoute:
                 await self._check_retry(request, client, outgoing)
             faults = self._store.for_route(self.name)
             if faults and self._may_apply(request, faults):
-                json_body = await self._read_json(request, client, outgoing) if self._needs_body else _NOT_READ
+                json_body = await self._read_json(request, client, outgoing) if self._needs_body else NO_JSON
                 injection = self._select(request, outgoing, faults, json_body)
                 if injection is not None:
                     outcome = await injection.run(Hook.ON_REQUEST)
@@ -226,7 +226,7 @@ class HttpRoute:
         try:
             return json.loads(raw) if raw else None
         except ValueError:
-            return _NOT_READ
+            return NO_JSON
 
     async def _whole_body(self, request: IncomingRequest, client: ClientConnection, outgoing: Outgoing) -> bytes:
         """The request body, read whole (bounded) and kept for upstream in ``read_body``."""
