@@ -221,6 +221,15 @@ def cpu_seconds(pid: int, children: bool = True) -> float:
     return total
 
 
+def main_thread_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid``'s main thread alone (the proxy's event loop, without its export thread)."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def children(pid: int) -> list[int]:
     """Every process below ``pid`` (a proxy's recording writer, nginx's workers)."""
     return _children(pid)

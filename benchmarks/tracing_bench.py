@@ -9,8 +9,10 @@ upstream: ``before`` (a source tree without tracing, when given), ``off`` (no ``
 block), ``0.01`` and ``1.0`` (``tracing: {sample_ratio}``) exporting over OTLP/HTTP (gzip) to
 a sink in this process, on the load CPU, that answers every export with 200 and counts them.
 Runs are interleaved; medians and the best run are kept (on a busy machine interference only
-ever adds CPU time, so the best run is the steadier estimate of what a request costs). CPU µs per request is the proxy's own CPU time (all
-its threads: the export thread's encoding and gzip included) over the requests wrk counted.
+ever adds CPU time, so the best run is the steadier estimate of what a request costs). CPU µs
+per request is the proxy's own CPU time (all its threads: the export thread's encoding and gzip
+included) over the requests wrk counted, then split into its main thread (the event loop) and
+the rest (the export thread).
 After the runs the proxies' ``brownout_trace_spans_*`` counters say how many spans went out
 and how many were dropped.
 """
@@ -29,7 +31,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import JSON_300, LOAD_CPU, SUT_CPU, VENV_BIN, Stack, free_port, median, pin, wait_listening, wrk
+from benchmarks.harness import (
+    JSON_300,
+    LOAD_CPU,
+    SUT_CPU,
+    VENV_BIN,
+    Stack,
+    WrkResult,
+    free_port,
+    main_thread_cpu_seconds,
+    median,
+    pin,
+    wait_listening,
+    wrk,
+)
 
 WORKLOADS = {"json c8": ("/json", 8), "json c64": ("/json", 64)}
 MAIN = "import sys; sys.path.insert(0, '.'); from brownout.cli import main; sys.exit(main())"
@@ -67,6 +82,13 @@ def start_variant(stack: Stack, name: str, tree: str, upstream: int, tracing: st
     wait_listening(admin)
     wait_listening(port)
     return port, proc.pid, admin
+
+
+def loop_and_total(url: str, connections: int, seconds: int, pid: int) -> tuple[WrkResult, float]:
+    """One wrk run, and the CPU µs per request of the proxy's main thread alone (its event loop)."""
+    before = main_thread_cpu_seconds(pid)
+    result = wrk(url, connections, seconds, pid)
+    return result, (main_thread_cpu_seconds(pid) - before) / max(1, result.requests) * 1e6
 
 
 def span_counters(admin: int) -> dict[str, float]:
@@ -109,23 +131,27 @@ def main() -> int:
             for _ in range(runs):
                 for w, (path, conns) in workloads.items():
                     for name, (port, pid, _) in targets.items():
-                        results.setdefault((name, w), []).append(wrk(f"http://127.0.0.1:{port}{path}", conns, seconds, pid))
+                        results.setdefault((name, w), []).append(loop_and_total(f"http://127.0.0.1:{port}{path}", conns,
+                                                                                seconds, pid))
             counters = {name: span_counters(admin) for name, (_, _, admin) in targets.items() if name in ratios}
         finally:
             stack.close()
             sink.shutdown()
     base = "before" if args.before else "off"
-    print(f"| tracing | workload | req/s | p50 ms | p99 ms | CPU µs/req median | vs {base} | CPU µs/req best | vs {base} |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| tracing | workload | req/s | p50 ms | p99 ms | CPU µs/req median | vs {base} | CPU µs/req best | vs {base} "
+          "| of it, event loop | export thread |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for w in workloads:
-        ref = results[(base, w)]
+        ref = [r for r, _ in results[(base, w)]]
         ref_cpu, ref_best = median([r.cpu_us for r in ref]), min(r.cpu_us for r in ref)
         for name in targets:
-            rs = results[(name, w)]
+            rs, loop = [r for r, _ in results[(name, w)]], median([cpu for _, cpu in results[(name, w)]])
+            export = median([r.cpu_us - cpu for r, cpu in results[(name, w)]])
             cpu, best, rps = median([r.cpu_us for r in rs]), min(r.cpu_us for r in rs), median([r.rps for r in rs])
             print(f"| {name} | {w} | {rps:,.0f} | {median([r.p50_ms for r in rs]):.3f} | {median([r.p99_ms for r in rs]):.2f} "
-                  f"| {cpu:.1f} | {cpu / ref_cpu - 1:+.1%} | {best:.1f} | {best / ref_best - 1:+.1%} |")
-    spread = {name: [r.cpu_us for w in workloads for r in results[(name, w)]] for name in targets}
+                  f"| {cpu:.1f} | {cpu / ref_cpu - 1:+.1%} | {best:.1f} | {best / ref_best - 1:+.1%} "
+                  f"| {loop:.1f} | {export:.2f} |")
+    spread = {name: [r.cpu_us for w in workloads for r, _ in results[(name, w)]] for name in targets}
     print("\nCPU µs/req of every run (the spread is the noise):")
     for name, values in spread.items():
         print(f"  {name}: " + " ".join(f"{v:.1f}" for v in values))
