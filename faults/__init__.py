@@ -4,8 +4,6 @@ from faults.base import (
     PROCEED,
     AbortExchange,
     BodyEdit,
-    Exchange,
-    ExchangeData,
     Fault,
     Hook,
     Outcome,
@@ -15,6 +13,7 @@ from faults.base import (
     Respond,
 )
 from faults.catalogue import KINDS, build_fault, build_match, describe, known_kinds
+from faults.exchange import Exchange, ExchangeData
 from faults.match import MATCH_ALL, Match
 
 __all__ = [

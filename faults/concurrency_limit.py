@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, Respond, require
+from faults.base import PROCEED, Fault, Hook, Outcome, Respond, require
 from faults.capacity_styles import Style, overload_response, pick_style
+from faults.exchange import Exchange
 
 _EARLY_MS = 1.0  # a timer may fire a hair early; earlier than this is a removal's wake-up
 

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import BodyEdit, Exchange, Fault, Hook, require
+from faults.base import BodyEdit, Fault, Hook, require
+from faults.exchange import Exchange
 from faults.json_ops import JsonOp, apply_all, dumps
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import Exchange, Fault, Outcome, Reset, require
+from faults.base import Fault, Outcome, Reset, require
 from faults.error import error_response
+from faults.exchange import Exchange
 
 
 @dataclass(frozen=True)

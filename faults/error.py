@@ -10,7 +10,8 @@ from functools import cached_property
 from http import HTTPStatus
 from typing import Any, Literal
 
-from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, Respond, require
+from faults.base import PROCEED, Fault, Hook, Outcome, Respond, require
+from faults.exchange import Exchange
 
 # RFC 9110 token characters: what a header name may contain.
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")

@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, Reset, require
+from faults.base import PROCEED, Fault, Hook, Outcome, Reset, require
 from faults.error import error_response
+from faults.exchange import Exchange
 
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, Phase
+from faults.base import PROCEED, Fault, Hook, Outcome, Phase
 from faults.distributions import DistributionName, check_shape
 from faults.distributions import draw_ms as draw
+from faults.exchange import Exchange
 
 
 @dataclass(frozen=True)

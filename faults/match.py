@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ConfigDict
 
-from faults.base import NO_JSON
+from faults.exchange import NO_JSON
 from faults.jsonpath import JsonPath, compile_path
 
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
-from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, Respond, require
+from faults.base import PROCEED, Fault, Hook, Outcome, Respond, require
 from faults.capacity_styles import go_duration, rate_limit_body, retry_after_s
 from faults.error import text_content_type
+from faults.exchange import Exchange
 from faults.sse import EventSplitter, parse
 from faults.token_bucket import BucketPair, KeyedBuckets, Rate
 

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import PROCEED, AbortExchange, Exchange, Fault, Hook, Outcome, Reset, require
+from faults.base import PROCEED, AbortExchange, Fault, Hook, Outcome, Reset, require
+from faults.exchange import Exchange
 
 _RESET = Reset()
 

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from faults.base import BodyEdit, Exchange, Fault, require
+from faults.base import BodyEdit, Fault, require
 from faults.distributions import DistributionName, check_shape, draw_ms
+from faults.exchange import Exchange
 from faults.sse import DONE, EventSplitter, SseEvent, dumps, format_event, parse
 
 # Improbable tokens for English text (Thai, CJK, Cyrillic), as the Aug 2025 TPU bug produced.

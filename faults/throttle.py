@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import Exchange, Fault, Hook, require
+from faults.base import Fault, Hook, require
+from faults.exchange import Exchange
 
 # Bandwidth mode sends about ten pieces a second by default: smooth, yet few wake-ups.
 _PIECES_PER_S = 10

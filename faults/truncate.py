@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from faults.base import PROCEED, AbortExchange, Exchange, Fault, Outcome, Reset, require
+from faults.base import PROCEED, AbortExchange, Fault, Outcome, Reset, require
+from faults.exchange import Exchange
 
 _ABORT = Reset()  # a short read the client must notice: RST after what was sent
 

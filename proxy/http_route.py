@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 
 from faults import AbortExchange, BodyEdit, ExchangeData, Hook, Respond
-from faults.base import NO_JSON
+from faults.exchange import NO_JSON
 from proxy import h1
 from proxy.config import RouteConfig
 from proxy.forward_headers import Outgoing, response_headers, upstream_request_headers

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import SupportsIndex
 
 from faults import Hook
-from faults.base import Detail
+from faults.exchange import Detail
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,6 @@ from typing import Any
 
 from brownout.corpus.output import atomic_text
 from brownout.steady.golden import lenient_json
-from faults.errors import InvalidInput
 from faults.jsonpath import JsonPath
 from proxy.recording import BinaryBody, RecordLine, read_lines
 

@@ -6,7 +6,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from faults.base import Exchange, require
+from faults.base import require
+from faults.exchange import Exchange
 from faults.ml.jsonbody import JsonResponseFault
 from faults.ml.protocols import Protocol
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from faults.base import Exchange, require
+from faults.base import require
+from faults.exchange import Exchange
 from faults.jsonpath import compile_path
 from faults.ml.feast import PRESENT, FeastTable
 from faults.ml.jsonbody import JsonResponseFault, edit_at, pick

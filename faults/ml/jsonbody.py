@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from faults.base import BodyEdit, Exchange, Fault
+from faults.base import BodyEdit, Fault
+from faults.exchange import Exchange
 from faults.json_ops import dumps
 from faults.jsonpath import JsonPath
 from faults.ml.protocols import Protocol, detect

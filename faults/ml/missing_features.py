@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from faults.base import BodyEdit, Exchange, Hook, require
+from faults.base import BodyEdit, Hook, require
+from faults.exchange import Exchange
 from faults.json_ops import dumps
 from faults.jsonpath import compile_path
 from faults.ml import records

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from faults.base import Exchange, require
+from faults.base import require
+from faults.exchange import Exchange
 from faults.ml.jsonbody import JsonResponseFault
 from faults.ml.protocols import Protocol, Role, check_paths, resolve
 from faults.ml.tensors import slots

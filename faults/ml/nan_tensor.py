@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from faults.base import Exchange, require
+from faults.base import require
+from faults.exchange import Exchange
 from faults.ml.jsonbody import JsonResponseFault, pick
 from faults.ml.protocols import Protocol, Role, check_paths, resolve
 from faults.ml.tensors import numeric_leaves, targets

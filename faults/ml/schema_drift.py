@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from faults.base import Exchange, require
+from faults.base import require
+from faults.exchange import Exchange
 from faults.json_ops import change_type
 from faults.jsonpath import JsonPath, compile_path
 from faults.ml.feast import FeastTable

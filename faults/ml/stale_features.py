@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from faults.base import Exchange, require
+from faults.base import require
+from faults.exchange import Exchange
 from faults.jsonpath import compile_path
 from faults.ml.feast import FeastTable
 from faults.ml.jsonbody import JsonResponseFault, edit_at, pick

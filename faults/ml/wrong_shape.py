@@ -6,7 +6,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from faults.base import Exchange, require
+from faults.base import require
+from faults.exchange import Exchange
 from faults.ml.jsonbody import JsonResponseFault
 from faults.ml.protocols import Protocol, Role, check_paths, resolve
 from faults.ml.tensors import oip_outputs, slots

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
-from faults.base import Exchange
+from faults.exchange import Exchange
 
 
 class FakeClock:

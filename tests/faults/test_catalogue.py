@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from faults.base import PROCEED, Exchange, Fault, Hook, Outcome, class_hooks
+from faults.base import PROCEED, Fault, Hook, Outcome, class_hooks
 from faults.catalogue import KINDS, build_fault, check_kind, describe, kind_class, known_kinds
 from faults.errors import InvalidInput
+from faults.exchange import Exchange
 
 GOOD = {
     "latency": {"delay_ms": 100, "jitter_ms": 20},

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from faults.base import PROCEED, Exchange, Respond
+from faults.base import PROCEED, Respond
 from faults.capacity_styles import pick_style
 from faults.catalogue import build_fault
 from faults.concurrency_limit import SlotQueue
 from faults.errors import InvalidInput, InvalidInputs
+from faults.exchange import Exchange
 
 
 class ManualClock:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from faults.base import PROCEED, BodyEdit, Exchange
+from faults.base import PROCEED, BodyEdit
 from faults.catalogue import build_fault
+from faults.exchange import Exchange
 
 
 class Applied:
