@@ -210,24 +210,21 @@ def rss_kb(pid: int) -> int:
 
 def cpu_seconds(pid: int, children: bool = True) -> float:
     """User + system CPU time of ``pid`` and (by default) its children so far (robust to a busy machine)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for p in [pid, *(_children(pid) if children else ())]:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
+    return sum(_stat_cpu_seconds(f"/proc/{p}/stat") for p in [pid, *(_children(pid) if children else ())])
 
 
 def main_thread_cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid``'s main thread alone (the proxy's event loop, without its export thread)."""
+    return _stat_cpu_seconds(f"/proc/{pid}/task/{pid}/stat")
+
+
+def _stat_cpu_seconds(stat: str) -> float:
+    """utime + stime of one /proc ``stat`` file, in seconds (0 when the process is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
-        return float("nan")
+        return 0.0
 
 
 def children(pid: int) -> list[int]:
