@@ -39,7 +39,9 @@ async def test_stalls_after_every_kth_event_within_20_percent(capacity: Capacity
     stall_gaps = [g for i in (5, 10, 15, 20) for g in by_event[i]]
     other_gaps = [g for i, gaps in by_event.items() if i not in (5, 10, 15, 20) for g in gaps]
     assert len(stall_gaps) == 24
-    assert min(stall_gaps) >= 0.145  # a pause is never shorter (hard bound)
+    # Never much shorter: a gap is measured between arrivals, so an event delivered late (a busy
+    # machine) shortens the gap after it; 30 ms is the 20 % allowed.
+    assert min(stall_gaps) >= 0.120, stall_gaps
     # Within 20 %, measured over the loop's own pace (a busy machine delays every event alike).
     assert 0.120 <= statistics.median(stall_gaps) - statistics.median(other_gaps) <= 0.180, stall_gaps
     # And only there: at every other event the median over the streams is far below a stall.
