@@ -12,6 +12,7 @@ file runs against this stack unchanged.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -37,6 +38,7 @@ from .web import free_port
 
 RETRY_ENV = "BROWNOUT_DEMO_RETRY"  # e.g. "immediate:3": the model API's retry policy in `brownout demo`
 GPU_ROUTE = "gpu-worker"
+_BIND_TRIES = 3  # the main proxy's ports, picked free and then bound: another process may take one between
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,32 @@ async def _in_process(config: dict[str, Any]) -> AsyncIterator[ProxyServer]:
         await proxy.stop(grace=1.0)
 
 
+async def _main_proxy(stack: AsyncExitStack, host: str, backends: Backends, api_port: int,
+                      record: dict[str, Any]) -> tuple[ProxyServer, list[dict[str, str]]]:
+    """The in-process proxy in front of the model API, the feature store and the cache. Its ports are
+    picked free, then bound: another process may take one in between, so a taken port means
+    picking them again (``_BIND_TRIES`` times in all)."""
+    for _ in range(_BIND_TRIES - 1):
+        try:
+            return await _start_main_proxy(stack, host, backends, api_port, record)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    return await _start_main_proxy(stack, host, backends, api_port, record)
+
+
+async def _start_main_proxy(stack: AsyncExitStack, host: str, backends: Backends, api_port: int,
+                            record: dict[str, Any]) -> tuple[ProxyServer, list[dict[str, str]]]:
+    routes = [
+        {"name": "model-api", "kind": "http", "listen": f"{host}:{free_port(host)}", "upstream": f"http://{host}:{api_port}"},
+        {"name": "feature-store", "kind": "http", "listen": f"{host}:{free_port(host)}", "upstream": backends.feature_store_url},
+    ]
+    if backends.redis_address is not None:
+        routes.append({"name": "cache", "kind": "tcp", "listen": f"{host}:{free_port(host)}", "upstream": backends.redis_address})
+    config = _proxy_config(host, routes, toxiproxy_api={"listen": f"{host}:{free_port(host)}"}, **record)
+    return await stack.enter_async_context(_in_process(config)), routes
+
+
 async def _sidecars(stack: AsyncExitStack, backends: Backends, *, host: str, processes: bool,
                     run_dir: Path) -> tuple[Sidecar, ...]:
     """One proxy per GPU worker replica, each with one gpu-worker route: real processes or in-process."""
@@ -177,15 +205,8 @@ async def game_day(cache_dir: Path | None = None, *, host: str = "127.0.0.1", pr
             start_backends(cache_dir, processes=processes, host=host, replicas=replicas, run_dir=run_dir))
         sidecars = await _sidecars(stack, backends, host=host, processes=processes, run_dir=run_dir)
         api_port = free_port(host)
-        routes = [
-            {"name": "model-api", "kind": "http", "listen": f"{host}:{free_port(host)}", "upstream": f"http://{host}:{api_port}"},
-            {"name": "feature-store", "kind": "http", "listen": f"{host}:{free_port(host)}", "upstream": backends.feature_store_url},
-        ]
-        if backends.redis_address is not None:
-            routes.append({"name": "cache", "kind": "tcp", "listen": f"{host}:{free_port(host)}", "upstream": backends.redis_address})
         record = {"record": {"dir": str(record_dir)}} if record_dir is not None else {}
-        proxy = await stack.enter_async_context(_in_process(
-            _proxy_config(host, routes, toxiproxy_api={"listen": f"{host}:{free_port(host)}"}, **record)))
+        proxy, routes = await _main_proxy(stack, host, backends, api_port, record)
         by_name = {r["name"]: r["listen"] for r in routes}
         settings = ModelApiSettings(
             feature_store_url=f"http://{by_name['feature-store']}",

@@ -1,0 +1,49 @@
+"""The demo's in-process proxy picks its ports free and then binds them: when another process takes
+one in between, it picks again instead of failing the whole demo (a CI run hit exactly that)."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import AsyncExitStack
+from types import SimpleNamespace
+
+import aiohttp
+import pytest
+
+from brownout.demo import game_day
+from brownout.demo.web import free_port
+
+
+async def test_a_port_taken_between_picking_and_binding_is_picked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()  # another process's listener, on the first port the proxy will be offered
+    offered = [taken.getsockname()[1]]
+    monkeypatch.setattr(game_day, "free_port", lambda host: offered.pop() if offered else free_port(host))
+    backends = SimpleNamespace(feature_store_url="http://127.0.0.1:9", redis_address=None)
+    try:
+        async with AsyncExitStack() as stack:
+            proxy, routes = await game_day._main_proxy(stack, "127.0.0.1", backends, 9, {})  # type: ignore[arg-type]
+            listen = routes[0]["listen"]
+            assert listen != f"127.0.0.1:{taken.getsockname()[1]}"
+            admin = proxy.admin_address
+            assert admin is not None
+            async with aiohttp.ClientSession() as http, http.get(f"http://{admin[0]}:{admin[1]}/routes") as r:
+                assert r.status == 200
+                assert {route["name"] for route in await r.json()} >= {"model-api", "feature-store"}
+    finally:
+        taken.close()
+
+
+async def test_another_bind_error_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    async def refused(*args: object) -> None:
+        calls.append(args)
+        raise PermissionError(13, "permission denied")
+
+    monkeypatch.setattr(game_day, "_start_main_proxy", refused)
+    with pytest.raises(PermissionError):
+        async with AsyncExitStack() as stack:
+            await game_day._main_proxy(stack, "127.0.0.1", SimpleNamespace(), 9, {})  # type: ignore[arg-type]
+    assert len(calls) == 1
