@@ -42,10 +42,19 @@ def bad_json(exc: InvalidInput) -> web.Response:
     return error(400, exc.message)
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port free now, never one this process handed out before (two picks in a row may otherwise
+    be offered the same port; it is bound later, by whoever was given it)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 @dataclass(frozen=True)

@@ -47,3 +47,27 @@ async def test_another_bind_error_is_not_retried(monkeypatch: pytest.MonkeyPatch
         async with AsyncExitStack() as stack:
             await game_day._main_proxy(stack, "127.0.0.1", SimpleNamespace(), 9, {})  # type: ignore[arg-type]
     assert len(calls) == 1
+
+
+def test_free_port_never_hands_out_the_same_port_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel may offer the same free port to two picks in a row; the second pick asks again."""
+    from brownout.demo import web
+
+    offers = iter([41001, 41001, 41002])
+
+    class OfferingSocket:
+        def __enter__(self) -> OfferingSocket:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def bind(self, address: tuple[str, int]) -> None:
+            pass
+
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", next(offers))
+
+    monkeypatch.setattr(web, "_handed_out", set())
+    monkeypatch.setattr(web.socket, "socket", OfferingSocket)
+    assert [web.free_port(), web.free_port()] == [41001, 41002]

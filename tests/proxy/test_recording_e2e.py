@@ -11,7 +11,6 @@ import asyncio
 import base64
 import gzip
 import json
-import os
 import stat
 from pathlib import Path
 from typing import Any

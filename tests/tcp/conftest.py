@@ -21,7 +21,8 @@ from toxiproxy.api import APIConsumer
 
 from proxy.metrics import ProxyMetrics
 from proxy.tcp import TcpLayer, make_toxiproxy_app
-from tests.tcp.helpers import RedisServer, ToxiServer, free_port
+from tests.conftest import free_port
+from tests.tcp.helpers import RedisServer, ToxiServer
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from faults.errors import InvalidInput
-from tests.tcp.helpers import ToxiServer, free_port, port_of
+from tests.conftest import free_port
+from tests.tcp.helpers import ToxiServer, port_of
 
 
 @pytest.fixture

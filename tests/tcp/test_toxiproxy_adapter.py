@@ -10,7 +10,8 @@ from toxiproxy.api import APIConsumer
 
 from brownout.toxiproxy_adapter import ToxiproxyAdapter
 from faults.errors import Conflict, InvalidInput, NotFound, Unreachable
-from tests.tcp.helpers import RedisServer, ToxiServer, free_port, port_of
+from tests.conftest import free_port
+from tests.tcp.helpers import RedisServer, ToxiServer, port_of
 
 
 @pytest.fixture

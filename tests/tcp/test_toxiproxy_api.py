@@ -9,7 +9,8 @@ import socket
 import pytest
 import requests
 
-from tests.tcp.helpers import RedisServer, ToxiServer, free_port, port_of
+from tests.conftest import free_port
+from tests.tcp.helpers import RedisServer, ToxiServer, port_of
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
