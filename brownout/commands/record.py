@@ -65,15 +65,17 @@ def handle(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 async def _record(args: argparse.Namespace, body: dict[str, Any], out: TextIO) -> int:
     async with AdminClient(args.admin, args.token) as client:
-        rec = await client.start_recording(body)
-        rid = rec["id"]
-        print(f"recording {rid} on route {args.route} for {format_duration(body['duration'])} "
-              f"(sample {args.sample:g}); Ctrl-C ends it early", file=out, flush=True)
+        # Ctrl-C is handled from before the recording starts: pressed at any moment it ends the
+        # recording, which is never left running on the proxy until its lease runs out.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
+            rec = await client.start_recording(body)
+            rid = rec["id"]
+            print(f"recording {rid} on route {args.route} for {format_duration(body['duration'])} "
+                  f"(sample {args.sample:g}); Ctrl-C ends it early", file=out, flush=True)
             while rec["state"] == "recording":
                 try:
                     await asyncio.wait_for(stop.wait(), RENEW_EVERY_S)

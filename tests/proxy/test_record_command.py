@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from proxy.recording import read_lines
-from tests.conftest import BROWNOUT, REPO, ProxyProcess
+from tests.conftest import BROWNOUT, REPO, ProxyProcess, serve_app
 from tests.proxy.recording_helpers import admin_call, upstream_url
 
 __all__ = ["upstream_url"]  # a fixture
@@ -73,6 +74,43 @@ async def test_ctrl_c_ends_the_recording_early_and_saves_it(proxy_factory: Any, 
     rid = first.split()[1]
     status, rec = await admin_call(proxy, "GET", f"/recordings/{rid}")
     assert status == 200 and rec["state"] == "ended" and rec["end_reason"] == "stopped"
+
+
+async def test_ctrl_c_while_the_recording_starts_still_ends_and_saves_it(proxy_factory: Any, upstream_url: str,
+                                                                       tmp_path: Path) -> None:
+    """SIGINT arrives while the proxy has not answered the start yet (held by a relay in front of its
+    admin API): the recording still starts, is ended at once, and the (empty) file is saved."""
+    proxy = _proxy(proxy_factory, upstream_url, tmp_path)
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def relay(request: web.Request) -> web.Response:
+        if request.method == "POST" and request.path == "/recordings":
+            asked.set()
+            await answer.wait()  # until the command has been sent SIGINT
+        async with aiohttp.ClientSession() as session, session.request(
+                request.method, f"{proxy.admin}{request.path_qs}", data=await request.read(),
+                headers={k: v for k, v in request.headers.items() if k.lower() != "host"}) as r:
+            return web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", relay)
+    runner, relay_url = await serve_app(app)
+    try:
+        out = tmp_path / "interrupted.jsonl"
+        process = await asyncio.create_subprocess_exec(
+            *BROWNOUT, "record", "--route", "api", "--out", str(out), "--admin", relay_url, "--duration", "5m",
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "BROWNOUT_TOKEN": TOKEN})
+        await asyncio.wait_for(asked.wait(), 20)
+        process.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.2)  # the signal is delivered while the start is still unanswered
+        answer.set()
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, output
+        assert "ended: stopped" in output.decode() and out.exists()
+        status, listed = await admin_call(proxy, "GET", "/recordings")
+        assert status == 200 and [r["state"] for r in listed] == ["ended"], listed
+    finally:
+        await runner.cleanup()
 
 
 async def test_a_bad_flag_or_a_proxy_that_does_not_record_is_an_error(proxy_factory: Any, upstream_url: str,
