@@ -72,8 +72,25 @@ class ProxyProcess:
         return self.process.wait(timeout)
 
 
+_START_TRIES = 3
+
+
+class _PortTaken(RuntimeError):
+    """The proxy could not bind a port picked free for it: another process took it in between."""
+
+
 def start_proxy(tmp_path: Path, config: dict[str, Any], env: dict[str, str] | None = None, timeout: float = 15.0) -> ProxyProcess:
-    """Write ``config`` (free ports filled in where ``listen`` is missing) and run ``brownout proxy``."""
+    """Write ``config`` (free ports filled in where ``listen`` is missing) and run ``brownout proxy``;
+    when a port picked for it is taken before it binds (the tests run in parallel), with new ones."""
+    for _ in range(_START_TRIES - 1):
+        try:
+            return _start_proxy_once(tmp_path, config, env, timeout)
+        except _PortTaken:
+            pass
+    return _start_proxy_once(tmp_path, config, env, timeout)
+
+
+def _start_proxy_once(tmp_path: Path, config: dict[str, Any], env: dict[str, str] | None, timeout: float) -> ProxyProcess:
     config = json.loads(json.dumps(config))
     config.setdefault("admin", {}).setdefault("listen", f"127.0.0.1:{free_port()}")
     for route in config.get("routes", []):
@@ -99,7 +116,9 @@ def start_proxy(tmp_path: Path, config: dict[str, Any], env: dict[str, str] | No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"proxy exited {process.returncode}: {stderr_path.read_text()}")
+            log = stderr_path.read_text()
+            taken = "address already in use" in log
+            raise (_PortTaken if taken else RuntimeError)(f"proxy exited {process.returncode}: {log}")
         try:
             with socket.create_connection(tuple(config["admin"]["listen"].rsplit(":", 1)), timeout=0.2):  # type: ignore[arg-type]
                 return proxy
