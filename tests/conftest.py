@@ -20,23 +20,10 @@ import pytest
 import yaml
 from aiohttp import web
 
+from brownout.demo.web import free_port  # one rule for picking ports: never the same one twice in a process
+
 REPO = Path(__file__).resolve().parent.parent
 BROWNOUT = [str(Path(sys.executable).with_name("brownout"))]  # the console script, as users run it
-
-
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A port free now, and never one this process handed out before: the kernel may offer the
-    same free port to two picks in a row (a proxy config got one port for its admin and a route)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
 
 
 @dataclass
