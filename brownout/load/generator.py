@@ -127,6 +127,7 @@ class _Engine:
         self.scheduled = self.sent = self.dropped = 0
         self.lag_max = 0.0
         self.last_send = 0.0
+        self.last_due = 0.0  # the latest arrival handled: in-flight samples are taken on the schedule's clock
         self.end_t: float | None = None  # set when scheduling ends
         self.stopped_early = False
         self.timer: asyncio.TimerHandle | None = None
@@ -176,7 +177,7 @@ class _Engine:
             if self.max_requests is not None and self.scheduled >= self.max_requests:
                 self._end(stopped=True)
                 return
-            t = self.next_t
+            t = self.last_due = self.next_t
             seq = self.scheduled
             self.scheduled += 1
             wire, edge, index = self.encode(seq)  # drawn even when dropped: the seeded mix stays put
@@ -199,9 +200,11 @@ class _Engine:
             if handled >= _BATCH:
                 break
         self.stats.sent = self.sent
-        self.stats.observe_in_flight(rel, client.in_flight)
+        # A tick that ran late (past the load's end) would open an empty window after the last one
+        at = min(rel, self.last_due)
+        self.stats.observe_in_flight(at, client.in_flight)
         if self.on_in_flight is not None:
-            self.on_in_flight(rel, client.in_flight)
+            self.on_in_flight(at, client.in_flight)
         if self.stop is not None and self.stop.is_set():
             self._end(stopped=True)
         elif self.max_requests is not None and self.scheduled >= self.max_requests:

@@ -113,3 +113,18 @@ async def test_a_saturated_generator_counts_drops_instead_of_sending_late(server
         (leap, [r.scheduled_at for r in dropped])
     assert summary.sent + summary.dropped == summary.scheduled == 200
     assert summary.total.dropped == summary.dropped
+
+
+async def test_a_tick_that_runs_past_the_end_opens_no_window_after_the_load(server: str) -> None:
+    # The clock leaps past the load's end at its first answer: the ticks that send the rest run
+    # after the end (within max_start_lag, so nothing is dropped). Their in-flight samples belong to
+    # the schedule's last window, not to an empty one after it (a CI run reported [400]*5 + [0]).
+    clock = JumpingClock()
+
+    def leap(record: RequestRecord) -> None:
+        clock.offset = 1.5
+
+    summary = await run_load(f"{server}/ok/late", ConstantShape(100, 1), on_record=leap, max_start_lag=5.0,
+                             clock=clock)
+    assert summary.client_lag_max_s >= 1.0 and summary.dropped == 0 and summary.sent == 100
+    assert [w.index for w in summary.windows] == [0] and summary.windows[0].in_flight_max >= 1
