@@ -123,7 +123,7 @@ class HttpRoute:
                 status = self._out.error(request, client, 400, "host", "an HTTP/1.1 request must have a Host header")
                 return
             if self.observers:
-                request.taps = self._open_taps(request)
+                request.taps = self._open_taps(request, outgoing)
             if self._retry_after:  # a Retry-After is outstanding on this route: is this one back too early?
                 await self._check_retry(request, client, outgoing)
             faults = self._store.for_route(self.name)
@@ -162,7 +162,8 @@ class HttpRoute:
         if injection is not None:
             request_id = injection.data.request_id
         else:
-            request_id = request.taps.start.request_id if request.taps is not None else self._request_id(request)
+            request_id = request.taps.start.request_id if request.taps is not None else self._request_id(
+                h1.header_value(request.headers, b"x-request-id"))  # an observer that watches all: rare, a scan
         end = ExchangeEnd(self.name, request_id, request.method, request.path, status, time.time() - duration,
                           duration, effects)  # positional: this runs once per followed exchange
         if request.taps is not None:
@@ -174,7 +175,7 @@ class HttpRoute:
                 except Exception:
                     log.exception("observer_failed", route=self.name, observer=type(observer).__name__)
 
-    def _open_taps(self, request: IncomingRequest) -> Taps | None:
+    def _open_taps(self, request: IncomingRequest, outgoing: Outgoing) -> Taps | None:
         observers: list[ExchangeObserver] = self.observers
         if not self.observers.follow_all:  # one of them samples: ask each
             followers: list[ExchangeObserver] | None = None
@@ -184,12 +185,13 @@ class HttpRoute:
             if followers is None:
                 return None  # nothing is built for an exchange no observer follows (sampled out)
             observers = followers
-        start = ExchangeStart(self.name, self._request_id(request), request.method, request.target.decode("latin-1"),
-                              request.headers, request.client, time.time(), "1.0" if request.http10 else "1.1")
+        start = ExchangeStart(self.name, self._request_id(outgoing.request_id), request.method,
+                              request.target.decode("latin-1"), request.headers, request.client, time.time(),
+                              "1.0" if request.http10 else "1.1")
         return Taps.open(observers, start)
 
-    def _request_id(self, request: IncomingRequest) -> str:
-        given = h1.header_value(request.headers, b"x-request-id")  # a scan: the header map costs more
+    def _request_id(self, given: bytes | None) -> str:
+        """The client's X-Request-Id (found in the forwarding header pass), else one of ours."""
         return given.decode("latin-1") if given else f"{self._id_prefix}-{next(self._ids)}"
 
     def _may_apply(self, request: IncomingRequest, faults: tuple[ActiveFault, ...]) -> bool:
@@ -213,7 +215,8 @@ class HttpRoute:
         wire = outgoing.headers.copy()  # as it is now: Host and framing are added to ``outgoing.headers`` later
         if outgoing.declared_length is not None:
             wire.append((b"Content-Length", b"%d" % outgoing.declared_length))  # for faults to read
-        request_id = request.taps.start.request_id if request.taps is not None else self._request_id(request)
+        given = outgoing.request_id
+        request_id = request.taps.start.request_id if request.taps is not None else self._request_id(given)
         data = ExchangeData(
             route=self.name, request_id=request_id, method=method, path=path, query=request.query,
             client=request.client, now=time.monotonic, request_wire=wire, request_json=json_body,
