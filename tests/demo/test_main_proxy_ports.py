@@ -71,3 +71,15 @@ def test_free_port_never_hands_out_the_same_port_twice(monkeypatch: pytest.Monke
     monkeypatch.setattr(web, "_handed_out", set())
     monkeypatch.setattr(web.socket, "socket", OfferingSocket)
     assert [web.free_port(), web.free_port()] == [41001, 41002]
+
+
+def test_free_ports_are_picked_below_the_ephemeral_range_where_client_sockets_get_theirs() -> None:
+    """A port from bind(0) is an ephemeral one: any connection made before it is bound may take it."""
+    from brownout.demo import web
+
+    start = web._ephemeral_start()
+    ports = [web.free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(web._PICK_FLOOR <= p < start for p in ports), (start, ports)
+    with socket.socket() as s:  # each is free: it can be bound
+        s.bind(("127.0.0.1", ports[-1]))

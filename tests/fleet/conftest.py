@@ -25,6 +25,7 @@ import pytest
 import requests
 import yaml
 
+from brownout.demo.web import free_port
 from tests.conftest import BROWNOUT, REPO, ProxyProcess
 
 NAME, NAME10 = "fleet", "fleet10"  # the first five sidecars; all ten
@@ -41,15 +42,9 @@ class _Ok(BaseHTTPRequestHandler):
         pass
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def _port_free_everywhere(hosts: list[str]) -> int:
     while True:
-        port = _free_port(hosts[0])
+        port = free_port(hosts[0])
         try:
             for host in hosts[1:]:
                 with socket.socket() as s:
@@ -138,7 +133,7 @@ def _quote(text: str) -> str:
 
 def _launch(folder: Path, address: str, admin_port: int, upstream: str) -> ProxyProcess:
     config = {"admin": {"listen": f"{address}:{admin_port}"},
-              "routes": [{"name": "api", "listen": f"{address}:{_free_port(address)}", "upstream": upstream}],
+              "routes": [{"name": "api", "listen": f"{address}:{free_port(address)}", "upstream": upstream}],
               "fault_ttl": {"default": "30s", "max": "5m"}}
     path = folder / f"sidecar-{address}.yaml"
     path.write_text(yaml.safe_dump(config))

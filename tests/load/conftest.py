@@ -14,22 +14,18 @@ import pytest
 import uvloop
 from _pytest.nodes import Item
 
+from brownout.demo.web import free_port
+
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: Item) -> dict[str, object]:
     """The generator is meant to run on uvloop (a dependency on Linux): test it that way."""
     return {"uvloop": uvloop.new_event_loop}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def server() -> Iterator[str]:
     """Base URL of the test server (see servers.py for its endpoints)."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("servers.py")), str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 20

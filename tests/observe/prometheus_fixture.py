@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ import aiohttp
 import pytest
 import yaml
 
+from brownout.demo.web import free_port
+
 SCRAPE_INTERVAL_S = 1.0
 
 
@@ -33,12 +34,6 @@ def prometheus_binary() -> str:
     if found is None:  # .ci/run installs it: fail, never skip
         raise AssertionError("prometheus is not installed (Debian: apt-get install prometheus)")
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape_config(jobs: Mapping[str, str | Sequence[str]], interval_s: float = SCRAPE_INTERVAL_S) -> dict[str, Any]:
@@ -122,7 +117,7 @@ async def start_prometheus(directory: Path, jobs: Mapping[str, str | Sequence[st
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "prometheus.yml"
     config.write_text(yaml.safe_dump(scrape_config(jobs, interval_s)))
-    port = _free_port()
+    port = free_port()
     log_path = directory / "prometheus.log"
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
