@@ -1,6 +1,6 @@
 """What tracing costs the proxy: off, sampled at 0.01 and at 1.0, side by side (and a tree before it).
 
-    .venv/bin/python -m benchmarks.tracing_bench [--before /tmp/before] [--runs 5] [--seconds 3]
+    .venv/bin/python -m benchmarks.tracing_bench [--before /tmp/before] [--runs 5] [--seconds 3] [--rate 8000]
 
     git archive <commit before tracing> proxy faults brownout | (mkdir -p /tmp/before && tar -x -C /tmp/before)
 
@@ -8,7 +8,9 @@ Variants, each ``brownout proxy --config`` pinned to the server CPU in front of 
 upstream: ``before`` (a source tree without tracing, when given), ``off`` (no ``tracing:``
 block), ``0.01`` and ``1.0`` (``tracing: {sample_ratio}``) exporting over OTLP/HTTP (gzip) to
 a sink in this process, on the load CPU, that answers every export with 200 and counts them.
-Runs are interleaved; medians and the best run are kept (on a busy machine interference only
+wrk drives each variant as fast as it goes; ``--rate N`` drives every variant at the same rate
+instead (``benchmarks.compare``'s open-loop run): CPU per request at equal load, as the recording
+goal is judged. Runs are interleaved; medians and the best run are kept (on a busy machine interference only
 ever adds CPU time, so the best run is the steadier estimate of what a request costs). CPU µs
 per request is the proxy's own CPU time (all its threads: the export thread's encoding and gzip
 included) over the requests wrk counted, then split into its main thread (the event loop) and
@@ -31,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.compare import at_rate
 from benchmarks.harness import (
     JSON_300,
     LOAD_CPU,
@@ -84,10 +87,10 @@ def start_variant(stack: Stack, name: str, tree: str, upstream: int, tracing: st
     return port, proc.pid, admin
 
 
-def loop_and_total(url: str, connections: int, seconds: int, pid: int) -> tuple[WrkResult, float]:
-    """One wrk run, and the CPU µs per request of the proxy's main thread alone (its event loop)."""
+def loop_and_total(url: str, connections: int, seconds: int, pid: int, rate: int) -> tuple[WrkResult, float]:
+    """One run (wrk, or open loop at ``rate``), and the CPU µs per request of the proxy's main thread alone."""
     before = main_thread_cpu_seconds(pid)
-    result = wrk(url, connections, seconds, pid)
+    result = at_rate(url, connections, seconds, pid, rate) if rate else wrk(url, connections, seconds, pid)
     return result, (main_thread_cpu_seconds(pid) - before) / max(1, result.requests) * 1e6
 
 
@@ -104,6 +107,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"subset of {','.join(WORKLOADS)}")
+    parser.add_argument("--rate", type=int, default=0,
+                        help="drive every variant at this many requests/s (open loop) instead of wrk's fastest")
     parser.add_argument("--ratios", default="0.01,1.0", help="sampling ratios to run next to 'off' (default 0.01,1.0)")
     args = parser.parse_args()
     ratios = [r for r in args.ratios.split(",") if r and 0 <= float(r) <= 1]
@@ -132,7 +137,7 @@ def main() -> int:
                 for w, (path, conns) in workloads.items():
                     for name, (port, pid, _) in targets.items():
                         results.setdefault((name, w), []).append(loop_and_total(f"http://127.0.0.1:{port}{path}", conns,
-                                                                                seconds, pid))
+                                                                                seconds, pid, args.rate))
             counters = {name: span_counters(admin) for name, (_, _, admin) in targets.items() if name in ratios}
         finally:
             stack.close()
