@@ -53,8 +53,8 @@ from brownout.load.shapes import ConstantShape
 
 WORKLOADS = {"json c8": ("/json", 8), "json c64": ("/json", 64), "1m c8": ("/1m", 8)}
 MAIN = "import sys; sys.path.insert(0, '.'); from brownout.cli import main; sys.exit(main())"
-# ``:observer``: every http route gets an observer that follows no exchange (recording and tracing
-# register observers that sample rarely): what every request pays for the observer contract.
+# ``:observer``: every http route gets an observer that follows no exchange (tracing
+# registers an observer that samples rarely): what every request pays for the observer contract.
 OBSERVED_MAIN = """import sys; sys.path.insert(0, '.')
 from proxy.http_route import HttpRoute
 from proxy.observers import ExchangeObserver

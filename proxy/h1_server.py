@@ -29,6 +29,7 @@ from proxy.h1 import RawHeaders, as_multidict, origin_form
 from proxy.sockets import set_rst_on_close
 
 if TYPE_CHECKING:
+    from proxy.recording.capture import Capture
     from proxy.taps import Taps
 
 log = structlog.get_logger("brownout.proxy")
@@ -41,7 +42,7 @@ class IncomingRequest:
     """One request as the route sees it: the raw head, its body stream, and lazy decoded views."""
 
     __slots__ = ("raw_method", "method", "target", "headers", "keep_alive", "http10", "body", "client",
-                 "read_body", "taps", "_header_map")
+                 "read_body", "taps", "capture", "_header_map")
 
     def __init__(self, raw_method: bytes, target: bytes, headers: RawHeaders, keep_alive: bool, http10: bool,
                  body: BodyStream, client: str) -> None:
@@ -49,7 +50,8 @@ class IncomingRequest:
         self.target, self.headers, self.keep_alive, self.http10 = target, headers, keep_alive, http10
         self.body, self.client = body, client
         self.read_body: bytes | None = None  # set when a body predicate had to read it first
-        self.taps: Taps | None = None  # observers following this exchange (recording, tracing)
+        self.taps: Taps | None = None  # observers following this exchange (tracing, your own)
+        self.capture: Capture | None = None  # a recording's capture of this exchange
         self._header_map: CIMultiDict[str] | None = None
 
     @property

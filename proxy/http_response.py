@@ -3,14 +3,15 @@
 The framing follows what was decided upstream of here: a declared length is never exceeded
 (the rest would corrupt the next response on the connection), a shorter body than declared
 ends with a close (a truncating fault asked for it), and a body of unknown length goes
-chunked, or close-delimited to an HTTP/1.0 client. The exchange's taps see the head and the
-body bytes exactly as they are written.
+chunked, or close-delimited to an HTTP/1.0 client. The exchange's taps and its recording
+capture see the head and the body bytes exactly as they are written.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -22,9 +23,20 @@ from proxy.metrics import ProxyMetrics
 from proxy.taps import Taps
 from proxy.upstream_pool import UpstreamProtocolError, UpstreamResponse
 
+if TYPE_CHECKING:
+    from proxy.recording.capture import Capture
+
 log = structlog.get_logger("brownout.proxy")
 
 MEASURE_MAX = 8 * 1024 * 1024  # rewritten bodies up to this size get an exact Content-Length
+
+
+def _shown(request: IncomingRequest, status: int, headers: h1.RawHeaders, body: bytes = b"") -> None:
+    """The response head as written, with the body when it went in the same write, to whoever follows."""
+    if request.taps is not None:
+        request.taps.response(status, headers, body)
+    if request.capture is not None:
+        request.capture.response(status, headers, body)
 
 
 class ResponseWriter:
@@ -39,8 +51,8 @@ class ResponseWriter:
         self._mark(headers, injection)
         if request.raw_method == b"HEAD" or h1.has_no_body(status):
             client.write(h1.response_head(status, phrase, self._connection_header(request, client, headers, True)))
-            if request.taps is not None:
-                request.taps.response(status, headers)
+            if request.taps is not None or request.capture is not None:
+                _shown(request, status, headers)
             return
         pieces: AsyncIterator[bytes] | None = None
         if injection is not None and injection.uses(Hook.WRAP_RESPONSE_BODY):
@@ -59,8 +71,8 @@ class ResponseWriter:
                 headers.append((b"Content-Length", b"%d" % len(whole)))
                 client.write(h1.response_head(status, phrase, self._connection_header(request, client, headers, True))
                              + whole)
-                if request.taps is not None:
-                    request.taps.response(status, headers, whole)
+                if request.taps is not None or request.capture is not None:
+                    _shown(request, status, headers, whole)
                 return
         chunked = length is None and not request.http10
         if chunked:
@@ -71,18 +83,18 @@ class ResponseWriter:
             if length is not None and len(data) > length:
                 data = data[:length]  # never more than declared: the rest would corrupt the next response
             client.write(head + (h1.chunk(data) + h1.LAST_CHUNK if data else h1.LAST_CHUNK) if chunked else head + data)
-            if request.taps is not None:
-                request.taps.response(status, headers, data)
+            if request.taps is not None or request.capture is not None:
+                _shown(request, status, headers, data)
             if length is not None and len(data) < length:
                 client.abort(rst=False)  # shorter than declared: a truncating fault asked for this
             return
         client.write(head)
-        if request.taps is not None:
-            request.taps.response(status, headers)
-        await self._stream(client, pieces or upstream.body.pieces(), chunked, length, request.taps)
+        if request.taps is not None or request.capture is not None:
+            _shown(request, status, headers)
+        await self._stream(client, pieces or upstream.body.pieces(), chunked, length, request.taps, request.capture)
 
     async def _stream(self, client: ClientConnection, pieces: AsyncIterator[bytes], chunked: bool,
-                      length: int | None, taps: Taps | None) -> None:
+                      length: int | None, taps: Taps | None, capture: Capture | None) -> None:
         sent = 0
         try:
             async for piece in pieces:
@@ -93,6 +105,8 @@ class ResponseWriter:
                     client.write(h1.chunk(piece) if chunked else piece)
                     if taps is not None:
                         taps.response_piece(piece)
+                    if capture is not None:
+                        capture.response_piece(piece)
                     await client.drain()
         except (OSError, TimeoutError, UpstreamProtocolError) as exc:
             self._upstream_broke(client, exc)
@@ -130,8 +144,8 @@ class ResponseWriter:
         head = h1.response_head(status, h1.reason(status), headers)
         bodyless = request.raw_method == b"HEAD" or h1.has_no_body(status)
         client.write(head if bodyless else head + body)
-        if request.taps is not None:
-            request.taps.response(status, headers, b"" if bodyless else body)
+        if request.taps is not None or request.capture is not None:
+            _shown(request, status, headers, b"" if bodyless else body)
         return status
 
     def error(self, request: IncomingRequest, client: ClientConnection, status: int, cause: str, detail: str) -> int:

@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -40,6 +40,9 @@ from proxy.observers import ExchangeEnd, ExchangeObserver, ExchangeStart, Observ
 from proxy.retry_after import RetryAfterLedger, advertised_wait_s, body_identity, header_identity
 from proxy.taps import Taps
 from proxy.upstream_pool import Body, UpstreamFailed, UpstreamPool
+
+if TYPE_CHECKING:
+    from proxy.recording.capture import Recorder
 
 log = structlog.get_logger("brownout.proxy")
 
@@ -69,7 +72,8 @@ class HttpRoute:
         self._needs_body = False
         self._needs_headers = False
         self._paths: re.Pattern[str] | None = None
-        self.observers = ObserverList()  # told of every effect and exchange (recording, tracing)
+        self.observers = ObserverList()  # told of every effect and exchange (tracing, your own)
+        self.recorder: Recorder | None = None  # set by the recording service while a recording is active here
         self._out = ResponseWriter(config.name, metrics, fault_header=fault_header)
         self._gate = ConnectionGate(config, store, metrics, self._connections, self.observers,
                                     fault_header=fault_header, id_prefix=self._id_prefix)
@@ -124,6 +128,8 @@ class HttpRoute:
                 return
             if self.observers:
                 request.taps = self._open_taps(request, outgoing)
+            if self.recorder is not None:
+                request.capture = self.recorder.capture(request.method, request.target, request.headers)
             if self._retry_after:  # a Retry-After is outstanding on this route: is this one back too early?
                 await self._check_retry(request, client, outgoing)
             faults = self._store.for_route(self.name)
@@ -150,12 +156,16 @@ class HttpRoute:
                 client.abort(rst=False)
         finally:
             self._requests.record(status, time.perf_counter() - started)
-            if injection is not None or request.taps is not None or self.observers.watch_all:
+            if injection is not None or request.taps is not None or request.capture is not None \
+                    or self.observers.watch_all:
                 self._ended(request, injection, status, started)
 
     def _ended(self, request: IncomingRequest, injection: Injection | None, status: int, started: float) -> None:
-        """Once per exchange, in ``finally``: on_exchange_end hooks, effects, observers."""
+        """Once per exchange, in ``finally``: on_exchange_end hooks, effects, the capture, observers."""
         effects = injection.finish(status, self.observers) if injection is not None else ()
+        if request.capture is not None:
+            faults = tuple(e.fault_id for e in effects if e.hook is not None) if effects else ()
+            request.capture.finish(time.perf_counter() - started, faults)
         if not self.observers or (request.taps is None and not self.observers.watch_all):
             return
         duration = time.perf_counter() - started
@@ -336,7 +346,9 @@ class HttpRoute:
         else:
             self._send_continue(request, client, outgoing)
             body = request.body.pieces()
-        return body if request.taps is None else request.taps.request_body(body)
+        if request.taps is not None:
+            body = request.taps.request_body(body)
+        return body if request.capture is None else request.capture.request_body(body)
 
     def _upstream_head(self, request: IncomingRequest, headers: h1.RawHeaders, body: Body,
                        declared: int | None) -> tuple[bytearray, Body]:

@@ -1,7 +1,8 @@
 """What the data path tells those who watch it: one record per fault per exchange, one per exchange.
 
 An http route holds a list of ``ExchangeObserver`` (empty by default: then nothing is built
-for an exchange no fault touched). Recording and tracing plug in here. Observers are called
+for an exchange no fault touched). Tracing plugs in here; recording, which follows every
+exchange it samples, has a thinner path of its own (``proxy.recording.capture``). Observers are called
 synchronously on the data path, so they must be quick (queue, don't do I/O); an exception
 from one is logged and the exchange carries on.
 

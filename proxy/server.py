@@ -41,7 +41,7 @@ class ProxyServer:
         ]
         self.tracing = install_tracing(config, self.http_routes, self.metrics)  # None: tracing is off
         self.service = FaultService(config, self.store)
-        self.recordings = RecordingService(config, self.metrics.registry, {r.name: r.observers for r in self.http_routes})
+        self.recordings = RecordingService(config, self.metrics.registry, {r.name: r for r in self.http_routes})
         self._runners: list[web.AppRunner] = []
         self.admin_address: tuple[str, int] | None = None
         self.toxiproxy_address: tuple[str, int] | None = None

@@ -16,9 +16,9 @@ import os
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, MutableSequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from prometheus_client.registry import CollectorRegistry
@@ -26,16 +26,21 @@ from prometheus_client.registry import CollectorRegistry
 from faults.errors import Conflict, InvalidInput, NotFound
 from proxy.config import FaultTtlConfig, ProxyConfig
 from proxy.leases import _iso
-from proxy.observers import ExchangeObserver
 from proxy.recording.channel import RecordingMetrics, WriterChannel
 from proxy.recording.config import RecordConfig, RecordingRequest
 from proxy.recording.frames import RecordingStats
-from proxy.recording.observer import RecordingObserver, Sampler
+from proxy.recording.capture import Recorder, Sampler
 from proxy.recording.redact import Redaction
 
 log = structlog.get_logger("brownout.proxy")
 _SWEEP_S = 0.1
 _READ = 256 * 1024
+
+
+class RecordedRoute(Protocol):
+    """What the service sets on an http route: its recorder while a recording is active on it, else None."""
+
+    recorder: Recorder | None
 
 
 @dataclass(eq=False)
@@ -80,17 +85,17 @@ def merge(*redactions: Redaction) -> Redaction:
 
 class RecordingService:
     def __init__(self, config: ProxyConfig, registry: CollectorRegistry,
-                 observers: Mapping[str, MutableSequence[ExchangeObserver]], *,
+                 routes: Mapping[str, RecordedRoute], *,
                  wall: Callable[[], float] = time.time) -> None:
         self.config: RecordConfig | None = config.record
         self._ttl: FaultTtlConfig = config.fault_ttl
         self._route_configs = {r.name: r for r in config.routes}
-        self._observer_lists = observers
+        self._routes = routes
         self._wall = wall
         self.metrics = RecordingMetrics(registry)
         self.recordings: dict[str, Recording] = {}
         self.channel: WriterChannel | None = None
-        self._observers: dict[str, RecordingObserver] = {}
+        self._recorders: dict[str, Recorder] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
     # -- lifecycle
@@ -223,24 +228,20 @@ class RecordingService:
 
     def _attach(self, rec: Recording) -> None:
         assert self.channel is not None and self.config is not None
-        observer = self._observers.get(rec.route)
-        if observer is None:
-            observer = self._observers[rec.route] = RecordingObserver(rec.route, self.channel, self.metrics,
-                                                                      self.config.max_body)
-        observer.samplers += (rec.sampler,)
-        observers = self._observer_lists[rec.route]
-        if observer not in observers:
-            observers.append(observer)
+        recorder = self._recorders.get(rec.route)
+        if recorder is None:
+            recorder = Recorder(rec.route, self.channel, self.metrics, self.config.max_body)
+            self._recorders[rec.route] = recorder
+        recorder.samplers += (rec.sampler,)
+        self._routes[rec.route].recorder = recorder
 
     def _detach(self, rec: Recording) -> None:
-        observer = self._observers.get(rec.route)
-        if observer is None:
+        recorder = self._recorders.get(rec.route)
+        if recorder is None:
             return
-        observer.samplers = tuple(s for s in observer.samplers if s is not rec.sampler)
-        if not observer.samplers:
-            observers = self._observer_lists[rec.route]
-            if observer in observers:
-                observers.remove(observer)  # nothing recorded: the route pays nothing
+        recorder.samplers = tuple(s for s in recorder.samplers if s is not rec.sampler)
+        if not recorder.samplers:
+            self._routes[rec.route].recorder = None  # nothing recorded: the route pays one test per request
 
     def _stats(self, stats: Mapping[str, RecordingStats]) -> None:
         """The writer's cumulative counts: keep them, and add what is new to the route's metrics."""
