@@ -26,10 +26,10 @@ from prometheus_client.registry import CollectorRegistry
 from faults.errors import Conflict, InvalidInput, NotFound
 from proxy.config import FaultTtlConfig, ProxyConfig
 from proxy.leases import _iso
+from proxy.recording.capture import Recorder, Sampler
 from proxy.recording.channel import RecordingMetrics, WriterChannel
 from proxy.recording.config import RecordConfig, RecordingRequest
 from proxy.recording.frames import RecordingStats
-from proxy.recording.capture import Recorder, Sampler
 from proxy.recording.redact import Redaction
 
 log = structlog.get_logger("brownout.proxy")

@@ -93,8 +93,13 @@ def test_a_failing_hand_off_is_logged_never_raised_into_the_exchange() -> None:
 def test_sampling_draws_per_recording_and_every_exchange_at_one() -> None:
     rec = recorder(Collecting(), 0.0)
     assert all(rec.capture("GET", b"/", []) is None for _ in range(100))  # sample 0: never
-    rec = recorder(Collecting(), 0.25, 1.0)
-    kept = [c._ids for c in (rec.capture("GET", b"/", []) for _ in range(2000)) if c is not None]
-    assert len(kept) == 2000 and all("rec1" in ids for ids in kept)  # the 1.0 recording takes all
+    channel = Collecting()
+    rec = recorder(channel, 0.25, 1.0)
+    for _ in range(2000):
+        capture = rec.capture("GET", b"/", [])
+        assert capture is not None  # the 1.0 recording takes every exchange
+        capture.finish(0.001, ())
+    kept = [item[0] for _, item, _ in channel.items]
+    assert len(kept) == 2000 and all("rec1" in ids for ids in kept)
     quarter = sum("rec0" in ids for ids in kept)
     assert 400 <= quarter <= 600, quarter  # ~500 of 2,000 at 0.25 (seeded)
