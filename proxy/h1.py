@@ -7,7 +7,7 @@ request with no fault passes through without being decoded; ``as_multidict`` /
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from http import HTTPStatus
 
 from multidict import CIMultiDict
@@ -105,3 +105,11 @@ def response_head(status: int, phrase: bytes, headers: RawHeaders) -> bytearray:
 def chunk(data: bytes) -> bytes:
     """One chunk of a ``Transfer-Encoding: chunked`` body."""
     return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+async def chunked(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A body's pieces framed as ``Transfer-Encoding: chunked`` (empty pieces skipped: one would end it)."""
+    async for piece in pieces:
+        if piece:
+            yield chunk(piece)
+    yield LAST_CHUNK

@@ -163,12 +163,11 @@ class HttpRoute:
     def _ended(self, request: IncomingRequest, injection: Injection | None, status: int, started: float) -> None:
         """Once per exchange, in ``finally``: on_exchange_end hooks, effects, the capture, observers."""
         effects = injection.finish(status, self.observers) if injection is not None else ()
+        duration = time.perf_counter() - started
         if request.capture is not None:
-            faults = tuple(e.fault_id for e in effects if e.hook is not None) if effects else ()
-            request.capture.finish(time.perf_counter() - started, faults)
+            request.capture.finish(duration, tuple(e.fault_id for e in effects if e.hook is not None))
         if not self.observers or (request.taps is None and not self.observers.watch_all):
             return
-        duration = time.perf_counter() - started
         if injection is not None:
             request_id = injection.data.request_id
         else:
@@ -225,8 +224,8 @@ class HttpRoute:
         wire = outgoing.headers.copy()  # as it is now: Host and framing are added to ``outgoing.headers`` later
         if outgoing.declared_length is not None:
             wire.append((b"Content-Length", b"%d" % outgoing.declared_length))  # for faults to read
-        given = outgoing.request_id
-        request_id = request.taps.start.request_id if request.taps is not None else self._request_id(given)
+        request_id = (request.taps.start.request_id if request.taps is not None
+                      else self._request_id(outgoing.request_id))
         data = ExchangeData(
             route=self.name, request_id=request_id, method=method, path=path, query=request.query,
             client=request.client, now=time.monotonic, request_wire=wire, request_json=json_body,
@@ -359,7 +358,7 @@ class HttpRoute:
             headers.append((b"Content-Length", b"%d" % declared))
         elif body is not None:
             headers.append((b"Transfer-Encoding", b"chunked"))
-            body = _chunked(body)
+            body = h1.chunked(body)
         if request.taps is not None:
             request.taps.upstream_request(headers)
         headers.insert(0, (b"Host", self._pool.host_header))
@@ -399,11 +398,3 @@ async def _as_pieces(body: bytes | AsyncIterator[bytes]) -> AsyncIterator[bytes]
         return
     async for piece in body:
         yield piece
-
-
-async def _chunked(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    async for piece in pieces:
-        if piece:
-            yield h1.chunk(piece)
-    yield h1.LAST_CHUNK
-
