@@ -1,6 +1,6 @@
 """What tracing costs the proxy: off, sampled at 0.01 and at 1.0, side by side (and a tree before it).
 
-    .venv/bin/python -m benchmarks.tracing_bench [--before /tmp/before] [--runs 5] [--seconds 3] [--rate 8000]
+    .venv/bin/python -m benchmarks.tracing_bench [--before /tmp/before] [--runs 5] [--seconds 3] [--rate 8000] [--copies 3]
 
     git archive <commit before tracing> proxy faults brownout | (mkdir -p /tmp/before && tar -x -C /tmp/before)
 
@@ -17,6 +17,11 @@ included) over the requests wrk counted, then split into its main thread (the ev
 the rest (the export thread).
 After the runs the proxies' ``brownout_trace_spans_*`` counters say how many spans went out
 and how many were dropped.
+
+``--copies N`` starts N processes of every variant and pools their runs. A proxy process keeps
+its address-space layout and hash seed for all its runs, and two processes of one tree differ
+by a few % in CPU per request: with one process per variant, the comparison is one draw of that
+difference against another, however many runs it has. The per-process medians are printed.
 """
 
 from __future__ import annotations
@@ -110,10 +115,13 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=0,
                         help="drive every variant at this many requests/s (open loop) instead of wrk's fastest")
     parser.add_argument("--ratios", default="0.01,1.0", help="sampling ratios to run next to 'off' (default 0.01,1.0)")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="processes per variant, their runs pooled (a process's layout is part of the noise)")
     args = parser.parse_args()
     ratios = [r for r in args.ratios.split(",") if r and 0 <= float(r) <= 1]
     workloads = {w: WORKLOADS[w] for w in args.workloads.split(",") if w in WORKLOADS}
     runs, seconds = max(1, min(args.runs, 20)), max(1, min(args.seconds, 30))
+    copies = max(1, min(args.copies, 8))
     os.sched_setaffinity(0, {LOAD_CPU})
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
@@ -125,20 +133,24 @@ def main() -> int:
         try:
             up = free_port()
             stack.nginx("upstream", LOAD_CPU, up, f"location = /json {{ default_type application/json; return 200 '{JSON_300}'; }}")
-            targets: dict[str, tuple[int, int, int]] = {}
-            if args.before:
-                targets["before"] = start_variant(stack, "before", args.before, up, "")
-            for name, block in variants.items():
-                targets[name] = start_variant(stack, f"tracing-{name}", ".", up, block)
+            trees = ({"before": (args.before, "")} if args.before else {}) | {
+                name: (".", block) for name, block in variants.items()}
+            # Copies interleaved (off#0, 0.01#0, ..., off#1, ...): a slow spell hits every variant alike.
+            targets: dict[tuple[str, int], tuple[int, int, int]] = {
+                (name, copy): start_variant(stack, f"tracing-{name}-{copy}", tree, up, block)
+                for copy in range(copies) for name, (tree, block) in trees.items()}
             for port, _, _ in targets.values():
                 wrk(f"http://127.0.0.1:{port}/json", 64, 1)
             results: dict[tuple[str, str], list] = {}
+            by_copy: dict[tuple[str, int, str], list[float]] = {}
             for _ in range(runs):
                 for w, (path, conns) in workloads.items():
-                    for name, (port, pid, _) in targets.items():
-                        results.setdefault((name, w), []).append(loop_and_total(f"http://127.0.0.1:{port}{path}", conns,
-                                                                                seconds, pid, args.rate))
-            counters = {name: span_counters(admin) for name, (_, _, admin) in targets.items() if name in ratios}
+                    for (name, copy), (port, pid, _) in targets.items():
+                        result = loop_and_total(f"http://127.0.0.1:{port}{path}", conns, seconds, pid, args.rate)
+                        results.setdefault((name, w), []).append(result)
+                        by_copy.setdefault((name, copy, w), []).append(result[0].cpu_us)
+            counters = {name: span_counters(admin) for (name, copy), (_, _, admin) in targets.items()
+                        if name in ratios and copy == 0}
         finally:
             stack.close()
             sink.shutdown()
@@ -149,19 +161,25 @@ def main() -> int:
     for w in workloads:
         ref = [r for r, _ in results[(base, w)]]
         ref_cpu, ref_best = median([r.cpu_us for r in ref]), min(r.cpu_us for r in ref)
-        for name in targets:
+        for name in trees:
             rs, loop = [r for r, _ in results[(name, w)]], median([cpu for _, cpu in results[(name, w)]])
             export = median([r.cpu_us - cpu for r, cpu in results[(name, w)]])
             cpu, best, rps = median([r.cpu_us for r in rs]), min(r.cpu_us for r in rs), median([r.rps for r in rs])
             print(f"| {name} | {w} | {rps:,.0f} | {median([r.p50_ms for r in rs]):.3f} | {median([r.p99_ms for r in rs]):.2f} "
                   f"| {cpu:.1f} | {cpu / ref_cpu - 1:+.1%} | {best:.1f} | {best / ref_best - 1:+.1%} "
                   f"| {loop:.1f} | {export:.2f} |")
-    spread = {name: [r.cpu_us for w in workloads for r, _ in results[(name, w)]] for name in targets}
+    spread = {name: [r.cpu_us for w in workloads for r, _ in results[(name, w)]] for name in trees}
     print("\nCPU µs/req of every run (the spread is the noise):")
     for name, values in spread.items():
         print(f"  {name}: " + " ".join(f"{v:.1f}" for v in values))
+    if copies > 1:
+        print("\nCPU µs/req, median of each process (the spread between processes of one tree is noise too):")
+        for w in workloads:
+            for name in trees:
+                print(f"  {name} {w}: " + " ".join(f"{median(by_copy[(name, c, w)]):.1f}" for c in range(copies)))
     print(f"\nSink: {_Sink.exports} exports, {_Sink.bytes / 2**20:.1f} MiB (gzip). Spans by proxy: "
-          + "; ".join(f"{name}: " + ", ".join(f"{k} {v:,.0f}" for k, v in c.items()) for name, c in counters.items()))
+          + "; ".join(f"{name}: " + ", ".join(f"{k} {v:,.0f}" for k, v in c.items()) for name, c in counters.items())
+          + (" (the first process of each)" if copies > 1 else ""))
     return 0
 
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from proxy.h1 import FRAMING, HOP_BY_HOP, RawHeaders, connection_tokens, parse_length
 
-_KEEP, _DROP, _HOST, _EXPECT, _LENGTH, _CHUNKED, _XFF, _XFP, _XFH, _CONNECTION, _REQUEST_ID = range(11)
+_KEEP, _DROP, _HOST, _EXPECT, _LENGTH, _CHUNKED, _XFF, _XFP, _XFH, _CONNECTION, _REQUEST_ID, _TRACEPARENT = range(12)
 _REQUEST_ACTIONS = {
     **dict.fromkeys(HOP_BY_HOP, _DROP), b"connection": _CONNECTION, b"host": _HOST, b"expect": _EXPECT,
     b"content-length": _LENGTH, b"transfer-encoding": _CHUNKED, b"x-forwarded-for": _XFF,
     b"x-forwarded-proto": _XFP, b"x-forwarded-host": _XFH, b"x-request-id": _REQUEST_ID,
+    b"traceparent": _TRACEPARENT,
 }
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"upgrade"})
 
@@ -30,6 +31,7 @@ class Outgoing:
     upgrade: bytes  # the Upgrade header the client sent (never forwarded), lower case
     host: bytes = b""  # the client's Host (b"" when it sent none)
     request_id: bytes = b""  # the client's X-Request-Id (kept and forwarded): found in this pass, not by a scan later
+    traceparent: bytes = b""  # the client's W3C traceparent (kept and forwarded), for tracing's sampling decision
 
 
 def upstream_request_headers(raw: RawHeaders, client_ip: str) -> Outgoing:
@@ -38,7 +40,7 @@ def upstream_request_headers(raw: RawHeaders, client_ip: str) -> Outgoing:
     length: int | None = None
     chunked = expects_continue = has_proto = has_host = False
     listed: frozenset[bytes] = frozenset()
-    upgrade = request_id = b""
+    upgrade = request_id = traceparent = b""
     for name, value in raw:
         lowered = name.lower()
         action = _REQUEST_ACTIONS.get(lowered, _KEEP)
@@ -59,6 +61,9 @@ def upstream_request_headers(raw: RawHeaders, client_ip: str) -> Outgoing:
         elif action == _REQUEST_ID:
             request_id = request_id or value
             kept.append((name, value))
+        elif action == _TRACEPARENT:
+            traceparent = traceparent or value
+            kept.append((name, value))
         else:
             if lowered == b"upgrade":
                 upgrade = value.strip().lower()
@@ -74,7 +79,7 @@ def upstream_request_headers(raw: RawHeaders, client_ip: str) -> Outgoing:
         kept.append((b"X-Forwarded-Proto", b"http"))
     if host and not has_host:
         kept.append((b"X-Forwarded-Host", host))
-    return Outgoing(kept, length, chunked, expects_continue, upgrade, host, request_id)
+    return Outgoing(kept, length, chunked, expects_continue, upgrade, host, request_id, traceparent)
 
 
 def response_headers(raw: RawHeaders) -> tuple[RawHeaders, int | None]:

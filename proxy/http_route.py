@@ -126,8 +126,12 @@ class HttpRoute:
                 client.must_close = True
                 status = self._out.error(request, client, 400, "host", "an HTTP/1.1 request must have a Host header")
                 return
-            if self.observers:
-                request.taps = self._open_taps(request, outgoing)
+            if self.observers:  # the countdown inlined: this runs for every request (ExchangeObserver.counts_down)
+                counted = self.observers.counted
+                if counted is None or outgoing.traceparent or counted.until_sampled == 1:
+                    request.taps = self._open_taps(request, outgoing)
+                else:
+                    counted.until_sampled -= 1
             if self.recorder is not None:
                 request.capture = self.recorder.capture(request.method, request.target, request.headers)
             if self._retry_after:  # a Retry-After is outstanding on this route: is this one back too early?
@@ -189,7 +193,7 @@ class HttpRoute:
         if not self.observers.follow_all:  # one of them samples: ask each
             followers: list[ExchangeObserver] | None = None
             for observer in self.observers:
-                if observer.follows(request.headers):
+                if observer.follows(request.headers, outgoing.traceparent):
                     followers = [observer] if followers is None else [*followers, observer]
             if followers is None:
                 return None  # nothing is built for an exchange no observer follows (sampled out)

@@ -104,10 +104,12 @@ class ObserverList(list["ExchangeObserver"]):
 
     watch_all = False
     follow_all = False  # no observer decides in ``follows``: every exchange is offered to all of them
+    counted: ExchangeObserver | None = None  # the route's only observer, when it samples by countdown
 
     def _changed(self) -> None:
         self.watch_all = any(type(o).exchange_ended is not ExchangeObserver.exchange_ended for o in self)
         self.follow_all = all(type(o).follows is ExchangeObserver.follows for o in self)
+        self.counted = self[0] if len(self) == 1 and self[0].counts_down else None
 
     def append(self, observer: ExchangeObserver) -> None:
         super().append(observer)
@@ -136,7 +138,17 @@ class ObserverList(list["ExchangeObserver"]):
 
 
 class ExchangeObserver:
-    """Watches a route's exchanges. The default methods do nothing; override what you need."""
+    """Watches a route's exchanges. The default methods do nothing; override what you need.
+
+    ``counts_down``: the observer samples new exchanges (those without a ``traceparent``) by a
+    countdown, ``until_sampled`` (the new exchanges to go, this one included, until the next it
+    follows). When it is a route's only observer, the route counts down inline and calls
+    ``follows`` only for an exchange that reaches 1 or carries a ``traceparent``; ``follows``
+    then does that exchange's count itself. A call per request would cost more than the decision.
+    """
+
+    counts_down = False
+    until_sampled = 1
 
     def fault_effect(self, effect: FaultEffect) -> None:
         """A fault's effect is known (at the end of its exchange, or when a connection fault acted)."""
@@ -144,11 +156,13 @@ class ExchangeObserver:
     def exchange_ended(self, end: ExchangeEnd) -> None:
         """An exchange ended (every exchange of the route, faulted or not)."""
 
-    def follows(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    def follows(self, headers: Sequence[tuple[bytes, bytes]], traceparent: bytes) -> bool:
         """A first look at a request head, before anything is built for the exchange: False, and
         ``exchange_started`` is not called for it, so an observer that samples pays only for its own
-        decision on the exchanges it leaves. A True is followed at once by ``exchange_started`` for
-        the same exchange (on the same thread: a decision may be kept until then)."""
+        decision on the exchanges it leaves. ``traceparent``: the client's W3C ``traceparent`` value
+        (b"" when it sent none), found in the proxy's own pass over the headers, so a parent-based
+        decision needs no scan. A True is followed at once by ``exchange_started`` for the same
+        exchange (on the same thread: a decision may be kept until then)."""
         return True
 
     def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:

@@ -10,6 +10,7 @@ exchanges ever reach the SDK. The header is parsed only when it is there.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ __all__ = ["MASK_64", "Sampler", "TraceParent", "format_traceparent", "header_va
            "parse_traceparent", "span_hex", "trace_hex"]
 
 MASK_64 = (1 << 64) - 1
+_NEVER = 1 << 62  # the gap at ratio 0: a count no proxy reaches
 _HEX = frozenset(b"0123456789abcdef")
 _ids = random.Random()  # trace and span ids: unique enough, not secrets (and ~10x cheaper than os.urandom)
 
@@ -85,6 +87,22 @@ class Sampler:
         self.ratio = ratio
         self.bound = round(ratio * (MASK_64 + 1))  # as TraceIdRatioBased computes it
         self.follow_parent = follow_parent
+
+    def gap(self) -> int:
+        """How many new traces from here to the next sampled one (1: the very next): geometric at
+        ``ratio``, so counting down to it samples exactly as a draw per trace would, for one
+        decrement per trace instead of a draw (``sampled_trace_id`` then makes an id that the
+        ratio rule keeps, so a downstream sampling by id at the same ratio agrees)."""
+        if self.ratio >= 1.0:
+            return 1
+        if not self.bound:
+            return _NEVER
+        return 1 + int(math.log(1.0 - _ids.random()) / math.log1p(-self.ratio))
+
+    def sampled_trace_id(self) -> int:
+        """A new trace id that ``new_trace`` would have kept: its low 64 bits below the bound."""
+        low = _ids.randrange(self.bound) if self.bound <= MASK_64 else _ids.getrandbits(64)
+        return _ids.getrandbits(64) << 64 | low or 1
 
     def new_trace(self) -> int:
         """A new trace id when the new trace is sampled, else 0 (then nothing more was drawn)."""

@@ -1,9 +1,12 @@
 """The proxy's spans: one SERVER span per sampled exchange, one CLIENT span per upstream call.
 
 ``follows`` decides on plain integers (``proxy.tracing.context``), before the route builds
-anything for the exchange; ``exchange_started`` then opens a tap for a sampled one. An
-unsampled exchange costs a header scan and, without a ``traceparent``, one random draw; its
-``traceparent`` (if any) reaches upstream untouched.
+anything for the exchange; ``exchange_started`` then opens a tap for a sampled one. A client's
+``traceparent`` (found in the proxy's header pass) decides by its sampled flag; a new trace is
+sampled by a countdown to the next one (``Sampler.gap``), which the route keeps inline when
+tracing is its only observer (``ExchangeObserver.counts_down``): an unsampled exchange without a
+``traceparent`` costs one decrement, and one with it a parse; its ``traceparent`` (if any)
+reaches upstream untouched.
 
 A sampled exchange: the SERVER span continues the client's ``traceparent`` (its ``tracestate``
 kept) or starts a trace; the CLIENT span starts as the request goes upstream and ends when
@@ -51,6 +54,8 @@ EVENT = "brownout.fault.injected"
 class TracingObserver(ExchangeObserver):
     """Traces one http route's exchanges into ``export``."""
 
+    counts_down = True
+
     def __init__(self, route: RouteConfig, export: SpanExport, sampler: Sampler) -> None:
         self.route = route.name
         self.export = export
@@ -66,19 +71,24 @@ class TracingObserver(ExchangeObserver):
             "server.address": upstream.hostname or "", "network.protocol.version": "1.1", "brownout.route": route.name,
             "server.port": upstream.port or (443 if upstream.scheme == "https" else 80)})
         self._decided: TraceParent | int = 0  # what ``follows`` decided, for ``exchange_started``
+        self.until_sampled = sampler.gap()  # new traces to go until the next sampled one (``counts_down``)
 
-    def follows(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    def follows(self, headers: Sequence[tuple[bytes, bytes]], traceparent: bytes) -> bool:
         """The sampling decision, kept for ``exchange_started`` (called at once, for the same exchange).
-        On every request's path: the header scan is inlined, and an absent header costs one draw."""
-        for name, value in headers:
-            if len(name) == 11 and name.lower() == b"traceparent":
-                parent = parse_traceparent(value)
-                if parent is not None:
-                    self._decided = parent
-                    return self.sampler.keeps(parent)
-                break  # invalid: a new trace, as if absent
-        self._decided = trace_id = self.sampler.new_trace()
-        return trace_id != 0
+        On every request's path: a client's ``traceparent`` decides (parent-based); a new trace
+        counts down to the next sampled one (``Sampler.gap``): one decrement, no draw."""
+        if traceparent:
+            parent = parse_traceparent(traceparent)
+            if parent is not None:
+                self._decided = parent
+                return self.sampler.keeps(parent)
+            # invalid: a new trace, as if absent
+        self.until_sampled -= 1
+        if self.until_sampled:
+            return False
+        self.until_sampled = self.sampler.gap()
+        self._decided = self.sampler.sampled_trace_id()
+        return True
 
     def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
         decided, self._decided = self._decided, 0

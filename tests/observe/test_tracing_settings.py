@@ -5,19 +5,23 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
 from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 
 from faults.errors import InvalidInput
-from proxy.config import TracingConfig
+from proxy.config import RouteConfig, TracingConfig
+from proxy.tracing import context
 from proxy.tracing.context import (
     Sampler,
     format_traceparent,
     header_value,
     parse_traceparent,
 )
+from proxy.tracing.exporter import SpanExport
+from proxy.tracing.observer import TracingObserver
 from proxy.tracing.settings import resolve_tracing
 from tests.conftest import BROWNOUT, REPO, free_port
 
@@ -57,6 +61,33 @@ def test_the_ratio_decision_agrees_with_the_sdks_trace_id_ratio_sampler() -> Non
     assert Sampler(0.0).new_trace() == 0 and Sampler(1.0).new_trace() != 0
     follow = Sampler(0.0)
     assert follow.keeps(parse_traceparent(VALID)) and not follow.keeps(parse_traceparent(VALID[:-2] + "00"))  # type: ignore[arg-type]
+
+
+def test_counting_down_samples_at_the_ratio_and_its_ids_pass_the_ratio_rule() -> None:
+    context._ids.seed(7)  # seeded: the counts below are fixed, the bounds generous
+    sampler, sdk = Sampler(0.01, follow_parent=False), TraceIdRatioBased(0.01)
+    gaps = [sampler.gap() for _ in range(20_000)]
+    assert min(gaps) >= 1 and 95 < sum(gaps) / len(gaps) < 105  # geometric: mean 1 / ratio
+    assert 0.009 < sum(g == 1 for g in gaps) / len(gaps) < 0.011  # P(the very next) = ratio, as a draw per trace
+    for _ in range(2_000):
+        trace_id = sampler.sampled_trace_id()
+        assert trace_id & context.MASK_64 < sampler.bound and trace_id >> 64  # high bits drawn too
+        assert sdk.should_sample(None, trace_id, "x").decision is Decision.RECORD_AND_SAMPLE
+    assert Sampler(1.0).gap() == 1 and Sampler(0.0).gap() > 10 ** 18
+
+
+def test_the_observer_samples_new_traces_at_the_ratio_and_follows_a_parents_flag() -> None:
+    context._ids.seed(11)
+    route = RouteConfig(name="r", kind="http", listen="127.0.0.1:1", upstream="http://127.0.0.1:2")
+    observer = TracingObserver(route, cast(SpanExport, None), Sampler(0.05))
+    kept = [observer.follows([], b"") for _ in range(40_000)]
+    assert 1_700 < sum(kept) < 2_300  # 5 % of new traces, counted down rather than drawn
+    unsampled, sampled = VALID[:-2].encode() + b"00", VALID.encode()
+    for _ in range(1_000):  # a parent decides, and leaves the countdown where it was
+        assert observer.follows([], sampled) and not observer.follows([], unsampled)
+    assert sum(observer.follows([], b"not a traceparent") for _ in range(40_000)) > 1_500  # invalid: a new trace
+    assert Sampler(0.0).gap() and not any(TracingObserver(route, cast(SpanExport, None), Sampler(0.0)).follows([], b"")
+                                          for _ in range(10_000))
 
 
 def test_settings_block_first_then_variables_then_defaults() -> None:

@@ -76,8 +76,11 @@ def test_response_connection_names_are_dropped_but_never_framing() -> None:
     assert kept == [(b"Content-Length", b"5"), (b"X-Public", b"p")] and length == 5
 
 
-def test_the_clients_request_id_is_found_in_the_same_pass_and_still_forwarded() -> None:
-    out = upstream_request_headers([(b"Accept", b"*/*"), (b"x-request-id", b"r-1"), (b"X-Request-Id", b"r-2")], "1.2.3.4")
-    assert out.request_id == b"r-1"  # the first, as a scan for it would find
+def test_the_clients_request_id_and_traceparent_are_found_in_the_same_pass_and_still_forwarded() -> None:
+    out = upstream_request_headers([(b"Accept", b"*/*"), (b"x-request-id", b"r-1"), (b"X-Request-Id", b"r-2"),
+                                    (b"TraceParent", b"00-t1"), (b"traceparent", b"00-t2")], "1.2.3.4")
+    assert (out.request_id, out.traceparent) == (b"r-1", b"00-t1")  # the first, as a scan for it would find
     assert [v for n, v in out.headers if n.lower() == b"x-request-id"] == [b"r-1", b"r-2"]
-    assert upstream_request_headers([(b"Accept", b"*/*")], "1.2.3.4").request_id == b""
+    assert [v for n, v in out.headers if n.lower() == b"traceparent"] == [b"00-t1", b"00-t2"]
+    bare = upstream_request_headers([(b"Accept", b"*/*")], "1.2.3.4")
+    assert (bare.request_id, bare.traceparent) == (b"", b"")

@@ -32,7 +32,7 @@ class EveryOther(ExchangeObserver):
         self.started: list[ExchangeStart] = []
         self.ended: list[ExchangeEnd] = []
 
-    def follows(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    def follows(self, headers: Sequence[tuple[bytes, bytes]], traceparent: bytes) -> bool:
         self.looks += 1
         return self.looks % 2 == 0
 
@@ -114,3 +114,52 @@ async def test_an_observer_that_does_not_sample_is_offered_every_exchange_beside
         route.observers.remove(sampler)
         assert route.observers.follow_all
     assert everything.started == 7 and sampler.looks == 4 and len(sampler.started) == 2 and len(watcher.ended) == 4
+
+
+class EveryThird(ExchangeObserver):
+    """Samples by countdown: the route counts it down and asks ``follows`` only when one is due."""
+
+    counts_down = True
+
+    def __init__(self) -> None:
+        self.until_sampled = 3
+        self.asked: list[bytes] = []
+        self.started: list[str] = []
+
+    def follows(self, headers: Sequence[tuple[bytes, bytes]], traceparent: bytes) -> bool:
+        self.asked.append(traceparent)
+        if traceparent:
+            return traceparent.endswith(b"-01")
+        self.until_sampled -= 1
+        if self.until_sampled:
+            return False
+        self.until_sampled = 3
+        return True
+
+    def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
+        self.started.append(start.request_id)
+        return None
+
+
+async def test_a_lone_observer_that_counts_down_is_asked_only_when_one_is_due_or_a_traceparent_came(
+        proxy: Any) -> None:
+    [route] = proxy.http_routes
+    sampler = EveryThird()
+    route.observers.append(sampler)
+    assert route.observers.counted is sampler
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0"
+    async with aiohttp.ClientSession() as http:
+        for i, traceparent in enumerate(["", "", "", "", parent + "1", "", "", parent + "0", ""]):
+            headers = {"X-Request-Id": f"r{i}"} | ({"traceparent": traceparent} if traceparent else {})
+            async with http.get(proxy.url, headers=headers) as response:
+                assert response.status == 200
+        # The new traces r0 r1 r2 | r3 r5 r6 | r8 count down by three; r4 and r7 ask with their parent.
+        assert sampler.asked == [b"", (parent + "1").encode(), b"", (parent + "0").encode()]
+        assert sampler.started == ["r2", "r4", "r6"] and sampler.until_sampled == 2
+        # Beside another observer nothing is counted inline: it is asked for every exchange.
+        route.observers.append(WatchesAll())
+        assert route.observers.counted is None
+        for _ in range(2):
+            async with http.get(proxy.url) as response:
+                assert response.status == 200
+    assert len(sampler.asked) == 6 and sampler.until_sampled == 3
