@@ -71,12 +71,14 @@ class TracingObserver(ExchangeObserver):
             "server.address": upstream.hostname or "", "network.protocol.version": "1.1", "brownout.route": route.name,
             "server.port": upstream.port or (443 if upstream.scheme == "https" else 80)})
         self._decided: TraceParent | int = 0  # what ``follows`` decided, for ``exchange_started``
+        self._client_sent = False  # and whether the client sent a traceparent (valid or not) to replace
         self.until_sampled = sampler.gap()  # new traces to go until the next sampled one (``counts_down``)
 
     def follows(self, headers: Sequence[tuple[bytes, bytes]], traceparent: bytes) -> bool:
         """The sampling decision, kept for ``exchange_started`` (called at once, for the same exchange).
         On every request's path: a client's ``traceparent`` decides (parent-based); a new trace
         counts down to the next sampled one (``Sampler.gap``): one decrement, no draw."""
+        self._client_sent = bool(traceparent)
         if traceparent:
             parent = parse_traceparent(traceparent)
             if parent is not None:
@@ -93,9 +95,9 @@ class TracingObserver(ExchangeObserver):
     def exchange_started(self, start: ExchangeStart) -> ExchangeTap | None:
         decided, self._decided = self._decided, 0
         if isinstance(decided, int):
-            return ExchangeTrace(self, start, decided, None, "") if decided else None
+            return ExchangeTrace(self, start, decided, None, "", self._client_sent) if decided else None
         state = header_value(start.headers, b"tracestate")
-        return ExchangeTrace(self, start, decided.trace_id, decided, state.decode("latin-1") if state else "")
+        return ExchangeTrace(self, start, decided.trace_id, decided, state.decode("latin-1") if state else "", True)
 
     def fault_effect(self, effect: FaultEffect) -> None:
         if effect.hook is Hook.ON_CONNECTION:
@@ -117,11 +119,12 @@ class TracingObserver(ExchangeObserver):
 class ExchangeTrace(ExchangeTap):
     """One sampled exchange's spans."""
 
-    __slots__ = ("observer", "server", "client", "method", "target")
+    __slots__ = ("observer", "server", "client", "method", "target", "replaces")
 
     def __init__(self, observer: TracingObserver, start: ExchangeStart, trace_id: int, parent: TraceParent | None,
-                 tracestate: str) -> None:
+                 tracestate: str, replaces: bool) -> None:
         self.observer = observer
+        self.replaces = replaces  # the client sent a traceparent: strip it from what goes upstream
         self.method, self.target = start.method, start.target
         self.client: SpanRecord | None = None
         host, port = _server_address(header_value(start.headers, b"host"), observer.listen)
@@ -142,7 +145,8 @@ class ExchangeTrace(ExchangeTap):
                                         time.time_ns(), {"http.request.method": self.method,
                                                          "url.full": self.observer.upstream_base + self.target},
                                         fixed=self.observer.client_fixed, trace_state=server.trace_state)
-        headers[:] = [h for h in headers if h[0].lower() != b"traceparent"]
+        if self.replaces:  # the client's own (valid or not) gives way to ours
+            headers[:] = [h for h in headers if h[0].lower() != b"traceparent"]
         headers.append((b"traceparent", format_traceparent(span.trace_id, span.span_id)))
 
     def upstream_answered(self, status: int | None, cause: str | None) -> None:

@@ -56,6 +56,8 @@ class SpanRecord:
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_double = struct.Struct("<d").pack
 _SMALL = [bytes([n]) for n in range(128)]
+_FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE)  # flags: field 16, fixed32
+_FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _IS_REMOTE)
 
 
 def _varint(n: int) -> bytes:
@@ -71,10 +73,13 @@ def _varint(n: int) -> bytes:
 
 def _field(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field: its tag byte(s), the length, the payload."""
-    return tag + _varint(len(payload)) + payload
+    size = len(payload)
+    return tag + (_SMALL[size] if size < 128 else _varint(size)) + payload
 
 
 _key_cache: dict[str, bytes] = {}
+_pair_cache: dict[tuple[str, str], bytes] = {}  # KeyValue of a (key, string value) pair: most repeat span to span
+_CACHE_LIMIT = 4096  # entries each; once full, new keys and pairs are encoded every time
 
 
 def _key(key: str) -> bytes:
@@ -82,7 +87,7 @@ def _key(key: str) -> bytes:
     encoded = _key_cache.get(key)
     if encoded is None:
         encoded = _field(b"\x0a", key.encode())
-        if len(_key_cache) < 4096:
+        if len(_key_cache) < _CACHE_LIMIT:
             _key_cache[key] = encoded
     return encoded
 
@@ -100,9 +105,24 @@ def _any_value(value: Any) -> bytes:
     return _field(b"\x0a", str(value).encode("utf-8", "replace"))
 
 
+def _key_value(key: str, value: Any) -> bytes:
+    """One KeyValue: key 1, value 2 (AnyValue); a pair with a string value is kept in the cache."""
+    encoded = _key(key) + _field(b"\x12", _any_value(value))
+    if type(value) is str and len(_pair_cache) < _CACHE_LIMIT:
+        _pair_cache[(key, value)] = encoded
+    return encoded
+
+
 def _attributes(tag: bytes, attributes: Attributes) -> bytes:
-    """Repeated KeyValue under ``tag``."""
-    return b"".join(_field(tag, _key(k) + _field(b"\x12", _any_value(v))) for k, v in attributes.items())
+    """Repeated KeyValue under ``tag``: the export thread's innermost loop. The cache holds only
+    pairs with a string value, so ``("k", True)`` never finds ``("k", "...")`` (it would find
+    ``("k", 1)``, which is why no other kind is kept)."""
+    parts = []
+    for pair in attributes.items():
+        encoded = _pair_cache.get(pair) or _key_value(*pair)
+        size = len(encoded)
+        parts.append(tag + (_SMALL[size] if size < 128 else _varint(size)) + encoded)
+    return b"".join(parts)
 
 
 def span_attributes(attributes: Attributes) -> bytes:
@@ -116,7 +136,7 @@ def encode_span(span: SpanRecord) -> bytes:
         parts.append(_field(b"\x1a", span.trace_state.encode("latin-1", "replace")))
     if span.parent_id:
         parts.append(b"\x22\x08" + span.parent_id.to_bytes(8, "big"))
-    parts += [_field(b"\x2a", span.name.encode("utf-8", "replace")), b"\x30" + _varint(span.kind),
+    parts += [_field(b"\x2a", span.name.encode("utf-8", "replace")), b"\x30" + _SMALL[span.kind],
               b"\x39" + _pack_fixed64(span.start_ns), b"\x41" + _pack_fixed64(span.end_ns),
               span.fixed, _attributes(b"\x4a", span.attributes)]
     for time_ns, name, attributes in span.events:  # Event: time 1 (fixed64), name 2, attributes 3
@@ -127,8 +147,7 @@ def encode_span(span: SpanRecord) -> bytes:
     if span.status:  # Status: message 2, code 3
         message = _field(b"\x12", span.status_message.encode("utf-8", "replace")) if span.status_message else b""
         parts.append(_field(b"\x7a", message + b"\x18" + _varint(span.status)))
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if span.parent_remote else 0)
-    parts.append(b"\x85\x01" + struct.pack("<I", flags))  # flags: field 16, fixed32
+    parts.append(_FLAGS_REMOTE if span.parent_remote else _FLAGS_LOCAL)
     return b"".join(parts)
 
 

@@ -77,3 +77,16 @@ async def test_the_sender_retries_a_503_and_sends_the_configured_headers_uncompr
     [resource_spans] = ExportTraceServiceRequest.FromString(received).resource_spans
     [decoded] = resource_spans.scope_spans[0].spans
     assert int.from_bytes(decoded.trace_id, "big") == 7 and decoded.name == "GET"
+
+
+def test_encoded_attributes_keep_their_kind_when_equal_values_of_another_kind_came_first() -> None:
+    """Encoded (key, string value) pairs are reused; 1, True, 1.0 and "1" under one key stay four kinds."""
+    values: list[str | bool | int | float] = ["1", 1, True, 1.0, "1", 1, True, 1.0, "é" * 70]
+    spans = [SpanRecord(7, i + 1, 0, "s", KIND_SERVER, 1, {"k": v, "other": "x"}, end_ns=2) for i, v in enumerate(values)]
+    request = ExportTraceServiceRequest.FromString(encode_export(spans, {"service.name": "t"}, "scope", "1"))
+    decoded = []
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        [value] = [a.value for a in span.attributes if a.key == "k"]
+        decoded.append(getattr(value, value.WhichOneof("value")))
+        assert [(a.key, a.value.string_value) for a in span.attributes if a.key == "other"] == [("other", "x")]
+    assert decoded == values and [type(v) for v in decoded] == [type(v) for v in values]

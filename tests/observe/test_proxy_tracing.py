@@ -83,6 +83,18 @@ async def test_an_incoming_traceparent_is_continued_and_the_client_span_is_the_u
     assert _upstream_saw(answer, "tracestate") == ["vendor=abc,other=1"]
 
 
+async def test_an_invalid_traceparent_starts_a_new_trace_and_upstream_gets_only_ours(
+        proxy_factory: Any, upstream: Any, otlp: OtlpReceiver) -> None:
+    proxy = _start(proxy_factory, upstream, {"otlp_endpoint": otlp.url, "sample_ratio": 1.0})
+    async with aiohttp.ClientSession() as session:
+        _, answer = await _get(session, proxy.url("api", "/echo"), {"traceparent": "00-not-a-trace-context"})
+    await otlp.wait_for(lambda spans: {s.kind for s in spans} >= {"SERVER", "CLIENT"})
+    [server] = [s for s in otlp.spans if s.kind == "SERVER"]
+    [client] = [s for s in otlp.spans if s.kind == "CLIENT"]
+    assert server.parent_span_id is None and client.trace_id == server.trace_id
+    assert _upstream_saw(answer, "traceparent") == [f"00-{server.trace_id}-{client.span_id}-01"]
+
+
 async def test_a_fault_marks_the_server_span_with_its_attributes_and_an_event_at_injection(
         proxy_factory: Any, upstream: Any, otlp: OtlpReceiver) -> None:
     proxy = _start(proxy_factory, upstream, {"otlp_endpoint": otlp.url, "sample_ratio": 1.0})
