@@ -10,8 +10,10 @@ block), ``0.01`` and ``1.0`` (``tracing: {sample_ratio}``) exporting over OTLP/H
 a sink in this process, on the load CPU, that answers every export with 200 and counts them.
 wrk drives each variant as fast as it goes; ``--rate N`` drives every variant at the same rate
 instead (``benchmarks.compare``'s open-loop run): CPU per request at equal load, as the recording
-goal is judged. Runs are interleaved; medians and the best run are kept (on a busy machine interference only
-ever adds CPU time, so the best run is the steadier estimate of what a request costs). CPU µs
+goal is judged. Runs are interleaved; medians, the best run and the paired ratio are kept (on
+a busy machine interference only ever adds CPU time, so the best run is a steadier estimate
+than the median; the paired ratio, each run against the base's run just before it, is steadier
+still, since a slow spell lifts both runs of a pair). CPU µs
 per request is the proxy's own CPU time (all its threads: the export thread's encoding and gzip
 included) over the requests wrk counted, then split into its main thread (the event loop) and
 the rest (the export thread).
@@ -156,8 +158,8 @@ def main() -> int:
             sink.shutdown()
     base = "before" if args.before else "off"
     print(f"| tracing | workload | req/s | p50 ms | p99 ms | CPU µs/req median | vs {base} | CPU µs/req best | vs {base} "
-          "| of it, event loop | export thread |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          f"| vs {base}, paired | of it, event loop | export thread |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for w in workloads:
         ref = [r for r, _ in results[(base, w)]]
         ref_cpu, ref_best = median([r.cpu_us for r in ref]), min(r.cpu_us for r in ref)
@@ -165,8 +167,11 @@ def main() -> int:
             rs, loop = [r for r, _ in results[(name, w)]], median([cpu for _, cpu in results[(name, w)]])
             export = median([r.cpu_us - cpu for r, cpu in results[(name, w)]])
             cpu, best, rps = median([r.cpu_us for r in rs]), min(r.cpu_us for r in rs), median([r.rps for r in rs])
+            # Each run against the base's run just before it (same run, same copy): a slow spell
+            # of the machine lifts both, so the median of these ratios is the steadiest estimate.
+            paired = median([r.cpu_us / b.cpu_us - 1 for r, b in zip(rs, ref)])
             print(f"| {name} | {w} | {rps:,.0f} | {median([r.p50_ms for r in rs]):.3f} | {median([r.p99_ms for r in rs]):.2f} "
-                  f"| {cpu:.1f} | {cpu / ref_cpu - 1:+.1%} | {best:.1f} | {best / ref_best - 1:+.1%} "
+                  f"| {cpu:.1f} | {cpu / ref_cpu - 1:+.1%} | {best:.1f} | {best / ref_best - 1:+.1%} | {paired:+.1%} "
                   f"| {loop:.1f} | {export:.2f} |")
     spread = {name: [r.cpu_us for w in workloads for r, _ in results[(name, w)]] for name in trees}
     print("\nCPU µs/req of every run (the spread is the noise):")
