@@ -95,7 +95,6 @@ class RecordingService:
         self.metrics = RecordingMetrics(registry)
         self.recordings: dict[str, Recording] = {}
         self.channel: WriterChannel | None = None
-        self._recorders: dict[str, Recorder] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
     # -- lifecycle
@@ -228,20 +227,18 @@ class RecordingService:
 
     def _attach(self, rec: Recording) -> None:
         assert self.channel is not None and self.config is not None
-        recorder = self._recorders.get(rec.route)
-        if recorder is None:
-            recorder = Recorder(rec.route, self.channel, self.metrics, self.config.max_body)
-            self._recorders[rec.route] = recorder
-        recorder.samplers += (rec.sampler,)
-        self._routes[rec.route].recorder = recorder
+        route = self._routes[rec.route]
+        if route.recorder is None:
+            route.recorder = Recorder(rec.route, self.channel, self.metrics, self.config.max_body)
+        route.recorder.samplers += (rec.sampler,)
 
     def _detach(self, rec: Recording) -> None:
-        recorder = self._recorders.get(rec.route)
-        if recorder is None:
+        route = self._routes[rec.route]
+        if route.recorder is None:
             return
-        recorder.samplers = tuple(s for s in recorder.samplers if s is not rec.sampler)
-        if not recorder.samplers:
-            self._routes[rec.route].recorder = None  # nothing recorded: the route pays one test per request
+        route.recorder.samplers = tuple(s for s in route.recorder.samplers if s is not rec.sampler)
+        if not route.recorder.samplers:
+            route.recorder = None  # nothing recorded: the route pays one test per request
 
     def _stats(self, stats: Mapping[str, RecordingStats]) -> None:
         """The writer's cumulative counts: keep them, and add what is new to the route's metrics."""
