@@ -200,8 +200,9 @@ class _Engine:
             if handled >= _BATCH:
                 break
         self.stats.sent = self.sent
-        # A tick that ran late (past the load's end) would open an empty window after the last one
-        at = min(rel, self.last_due)
+        # A tick that ran late (past the load's end) would open an empty window after the last one,
+        # and one that ran early (timers are good to 1 ms) an empty one before the first
+        at = max(0.0, min(rel, self.last_due))
         self.stats.observe_in_flight(at, client.in_flight)
         if self.on_in_flight is not None:
             self.on_in_flight(at, client.in_flight)

@@ -128,3 +128,14 @@ async def test_a_tick_that_runs_past_the_end_opens_no_window_after_the_load(serv
                              clock=clock)
     assert summary.client_lag_max_s >= 1.0 and summary.dropped == 0 and summary.sent == 100
     assert [w.index for w in summary.windows] == [0] and summary.windows[0].in_flight_max >= 1
+
+
+async def test_a_tick_that_runs_before_the_start_opens_no_window_before_the_load(server: str) -> None:
+    # Timers are good to 1 ms, so the first tick may run just before t = 0 (a CI run reported
+    # [0] + [400]*5). Here the clock steps back 50 ms once the first timer is armed: that tick runs
+    # 45 ms early, sends nothing, and its in-flight sample belongs to the first window.
+    clock = JumpingClock()
+    asyncio.get_running_loop().call_soon(lambda: setattr(clock, "offset", -0.05))
+    summary = await run_load(f"{server}/ok/early", ConstantShape(100, 1), clock=clock)
+    assert summary.sent == 100 and summary.dropped == 0
+    assert [w.index for w in summary.windows] == [0]
