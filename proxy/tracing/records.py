@@ -80,6 +80,10 @@ def _field(tag: bytes, payload: bytes) -> bytes:
 _key_cache: dict[str, bytes] = {}
 _pair_cache: dict[tuple[str, str], bytes] = {}  # KeyValue of a (key, string value) pair: most repeat span to span
 _CACHE_LIMIT = 4096  # entries each; once full, new keys and pairs are encoded every time
+# Values cached per key: a key whose values never repeat (a request id, a URL with ids in it) stops
+# being cached here, so it cannot fill the cache and shut out the pairs that do repeat.
+_VALUES_PER_KEY = 64
+_cached_values: dict[str, int] = {}
 
 
 def _key(key: str) -> bytes:
@@ -109,7 +113,10 @@ def _key_value(key: str, value: Any) -> bytes:
     """One KeyValue: key 1, value 2 (AnyValue); a pair with a string value is kept in the cache."""
     encoded = _key(key) + _field(b"\x12", _any_value(value))
     if type(value) is str and len(_pair_cache) < _CACHE_LIMIT:
-        _pair_cache[(key, value)] = encoded
+        cached = _cached_values.get(key, 0)
+        if cached < _VALUES_PER_KEY:
+            _cached_values[key] = cached + 1
+            _pair_cache[(key, value)] = encoded
     return encoded
 
 

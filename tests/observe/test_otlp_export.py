@@ -14,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from proxy.tracing.otlp_http import OtlpHttpSender
 from proxy.tracing.queue import ExportQueue
+from proxy.tracing import records
 from proxy.tracing.records import KIND_SERVER, SpanRecord, encode_export
 from tests.conftest import serve_app
 
@@ -90,3 +91,16 @@ def test_encoded_attributes_keep_their_kind_when_equal_values_of_another_kind_ca
         decoded.append(getattr(value, value.WhichOneof("value")))
         assert [(a.key, a.value.string_value) for a in span.attributes if a.key == "other"] == [("other", "x")]
     assert decoded == values and [type(v) for v in decoded] == [type(v) for v in values]
+
+
+def test_values_that_never_repeat_do_not_fill_the_encoding_cache() -> None:
+    """Request ids are new on every span: the cache keeps a few, and still learns a pair that repeats later."""
+    spans = [SpanRecord(7, i + 1, 0, "s", KIND_SERVER, 1, {"brownout.request_id": f"unrepeated-{i}"}, end_ns=2)
+             for i in range(records._CACHE_LIMIT + 100)]
+    encode_export(spans, {"service.name": "t"}, "scope", "1")
+    late = ("error.type", "a value first seen after thousands of request ids")
+    request = ExportTraceServiceRequest.FromString(encode_export(
+        [SpanRecord(7, 1, 0, "s", KIND_SERVER, 1, dict([late]), end_ns=2)], {"service.name": "t"}, "scope", "1"))
+    assert [(a.key, a.value.string_value) for a in request.resource_spans[0].scope_spans[0].spans[0].attributes] == [late]
+    assert late in records._pair_cache
+    assert sum(key == "brownout.request_id" for key, _ in records._pair_cache) <= records._VALUES_PER_KEY
