@@ -7,16 +7,17 @@
 Variants, each ``brownout proxy --config`` pinned to the server CPU in front of one nginx
 upstream: ``before`` (a source tree without tracing, when given), ``off`` (no ``tracing:``
 block), ``0.01`` and ``1.0`` (``tracing: {sample_ratio}``) exporting over OTLP/HTTP (gzip) to
-a sink in this process, on the load CPU, that answers every export with 200 and counts them.
-wrk drives each variant as fast as it goes; ``--rate N`` drives every variant at the same rate
-instead (``benchmarks.compare``'s open-loop run): CPU per request at equal load, as the recording
-goal is judged. Runs are interleaved; medians, the best run and the paired ratio are kept (on
-a busy machine interference only ever adds CPU time, so the best run is a steadier estimate
-than the median; the paired ratio, each run against the base's run just before it, is steadier
-still, since a slow spell lifts both runs of a pair). CPU µs
-per request is the proxy's own CPU time (all its threads: the export thread's encoding and gzip
-included) over the requests wrk counted, then split into its main thread (the event loop) and
-the rest (the export thread).
+a sink in this process, on the load CPU, that answers every export with 200 and counts them
+(keep-alive, as a collector). wrk drives each variant as fast as it goes; ``--rate N`` drives
+every variant at the same rate instead (``benchmarks.compare``'s open-loop run): CPU per request
+at equal load, as the recording goal is judged. Runs are interleaved, in an order shuffled every
+round (``--seed``), so that no variant always runs first or right after another; medians, the
+best run and the paired ratio are kept (on a busy machine interference only ever adds CPU time,
+so the best run is a steadier estimate than the median; the paired ratio, each run against the
+base's run of the same round and copy, is steadier still, since a slow spell lifts both runs of
+a pair). CPU µs per request is the proxy's own CPU time (all its threads: the export thread's
+encoding and gzip included; read in ns, ``harness.cpu_seconds``) over the requests counted,
+then split into its main thread (the event loop) and the rest (the export thread).
 After the runs the proxies' ``brownout_trace_spans_*`` counters say how many spans went out
 and how many were dropped.
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -61,6 +63,7 @@ MAIN = "import sys; sys.path.insert(0, '.'); from brownout.cli import main; sys.
 
 
 class _Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a collector: no new connection per export
     exports = 0
     bytes = 0
 
@@ -117,6 +120,7 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=0,
                         help="drive every variant at this many requests/s (open loop) instead of wrk's fastest")
     parser.add_argument("--ratios", default="0.01,1.0", help="sampling ratios to run next to 'off' (default 0.01,1.0)")
+    parser.add_argument("--seed", type=int, default=1, help="of the order the variants run in, shuffled every run")
     parser.add_argument("--copies", type=int, default=1,
                         help="processes per variant, their runs pooled (a process's layout is part of the noise)")
     args = parser.parse_args()
@@ -143,14 +147,18 @@ def main() -> int:
                 for copy in range(copies) for name, (tree, block) in trees.items()}
             for port, _, _ in targets.values():
                 wrk(f"http://127.0.0.1:{port}/json", 64, 1)
-            results: dict[tuple[str, str], list] = {}
-            by_copy: dict[tuple[str, int, str], list[float]] = {}
+            by_copy: dict[tuple[str, int, str], list[tuple[WrkResult, float]]] = {}
+            shuffle = random.Random(args.seed).shuffle
             for _ in range(runs):
                 for w, (path, conns) in workloads.items():
-                    for (name, copy), (port, pid, _) in targets.items():
+                    order = list(targets.items())
+                    shuffle(order)  # no variant always runs first, or always after another
+                    for (name, copy), (port, pid, _) in order:
                         result = loop_and_total(f"http://127.0.0.1:{port}{path}", conns, seconds, pid, args.rate)
-                        results.setdefault((name, w), []).append(result)
-                        by_copy.setdefault((name, copy, w), []).append(result[0].cpu_us)
+                        by_copy.setdefault((name, copy, w), []).append(result)
+            # Run-major, then copy: the i-th entries of two variants are one run of one copy each.
+            results = {(name, w): [by_copy[(name, c, w)][r] for r in range(runs) for c in range(copies)]
+                       for name in trees for w in workloads}
             counters = {name: span_counters(admin) for (name, copy), (_, _, admin) in targets.items()
                         if name in ratios and copy == 0}
         finally:
@@ -181,7 +189,8 @@ def main() -> int:
         print("\nCPU µs/req, median of each process (the spread between processes of one tree is noise too):")
         for w in workloads:
             for name in trees:
-                print(f"  {name} {w}: " + " ".join(f"{median(by_copy[(name, c, w)]):.1f}" for c in range(copies)))
+                print(f"  {name} {w}: " + " ".join(f"{median([r.cpu_us for r, _ in by_copy[(name, c, w)]]):.1f}"
+                                                    for c in range(copies)))
     print(f"\nSink: {_Sink.exports} exports, {_Sink.bytes / 2**20:.1f} MiB (gzip). Spans by proxy: "
           + "; ".join(f"{name}: " + ", ".join(f"{k} {v:,.0f}" for k, v in c.items()) for name, c in counters.items())
           + (" (the first process of each)" if copies > 1 else ""))
