@@ -8,6 +8,8 @@ input, 4 when the target cannot be reached. The SLA is an experiment's ``steady_
 stress`` it bounds the search for the breaking point; exit 1 only if even the first step broke.
 With ``--engine locust`` the same load runs across Locust workers (``brownout.load.distributed``),
 the summary gains a line per worker, and losing workers below ``--min-workers`` is exit 4.
+With OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT set, the local engine's sampled requests carry a
+``traceparent`` and become CLIENT spans (``brownout.load.tracing.standalone``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -48,6 +51,7 @@ from brownout.load.stress import (
     load_step_runner,
     stress_sla,
 )
+from brownout.load.tracing import standalone as standalone_tracing
 from brownout.records import RequestRecord
 from brownout.steady.quality import QualityStats
 from brownout.steady.verdicts import Verdict, evaluate_sla
@@ -70,6 +74,8 @@ _EXAMPLES = """examples:
   brownout load URL --rate 80000 --duration 1m --engine locust --workers 2
   brownout load URL --rate 500000 --duration 5m --engine locust --expect-workers 10 --master-bind-host 10.0.0.5
     (then on each load machine: brownout load-worker --master-host 10.0.0.5)
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 brownout load URL --rate 100 --duration 1m
+    (1 % of the requests traced unless OTEL_TRACES_SAMPLER says otherwise; local engine)
 
 exit codes: 0 SLA met (or none given; stress: breaking point found), 1 SLA violated or an edge
 case got a 5xx/hang/crash (stress: the first step broke), 3 invalid input, 4 target unreachable
@@ -254,9 +260,10 @@ async def _load(args: argparse.Namespace, shape: Any, payloads: PayloadSource, s
         return 1 if point.held_rate is None else 0
     workers: tuple[WorkerResult, ...] = ()
     if engine is None:
-        summary = await _watched(shape, options, view, lambda stats, on_record, started: run_load(
-            args.url, shape, payloads, on_record=on_record, stats=stats,
-            **{k: v for k, v in options.items() if k != "window_s"}))
+        async with standalone_tracing(args.url, os.environ) as tracing:
+            summary = await _watched(shape, options, view, lambda stats, on_record, started: run_load(
+                args.url, shape, payloads, on_record=on_record, stats=stats, tracing=tracing,
+                **{k: v for k, v in options.items() if k != "window_s"}))
     else:
         job = load_job(args.url, shape, payloads, options)
         distributed = await _watched(shape, options, view, distributed_run(engine, job), settle=0.1 + REPORT_LAG_S,

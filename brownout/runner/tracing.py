@@ -23,20 +23,17 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from brownout.load.client import parse_target
-from brownout.load.tracing import LoadTracing
+from brownout.load.tracing import FLUSH_TIMEOUT_S, LoadTracing, load_settings
 from brownout.report.journal import Injection, RunReport
 from brownout.steady.verdicts import BASELINE, METHOD, RECOVERY
 from proxy.tracing.context import Sampler, new_span_id, new_trace_id, span_hex, trace_hex
 from proxy.tracing.exporter import SpanExport
 from proxy.tracing.records import KIND_INTERNAL, STATUS_ERROR, SpanRecord
-from proxy.tracing.settings import TracingSettings, resolve_tracing
+from proxy.tracing.settings import TracingSettings
 
 if TYPE_CHECKING:
     from brownout.experiment.model import Experiment
     from brownout.runner.context import RunContext
-
-LOAD_RATIO = 0.01  # the load generator's sampling ratio when neither the block nor a variable gives one
-FLUSH_TIMEOUT_S = 5.0
 
 
 class RunTracing:
@@ -53,12 +50,9 @@ class RunTracing:
     def start(cls, experiment: Experiment, env: Mapping[str, str] | None = None) -> RunTracing | None:
         """The run's tracing, or None when it is off. A bad variable raises ``InvalidInput``."""
         env = os.environ if env is None else env
-        block = experiment.tracing
-        settings = resolve_tracing(block, env, default_service="brownout-runner")
+        settings = load_settings(experiment.tracing, env, default_service="brownout-runner")
         if settings is None:
             return None
-        if (block is None or block.sample_ratio is None) and not env.get("OTEL_TRACES_SAMPLER", "").strip():
-            settings = dataclasses.replace(settings, sample_ratio=LOAD_RATIO, follow_parent=True)
         return cls(settings, SpanExport(settings, env, scope="brownout.runner"), experiment)
 
     def load(self, target_url: str) -> LoadTracing:
