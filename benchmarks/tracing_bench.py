@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -181,6 +182,14 @@ def main() -> int:
             print(f"| {name} | {w} | {rps:,.0f} | {median([r.p50_ms for r in rs]):.3f} | {median([r.p99_ms for r in rs]):.2f} "
                   f"| {cpu:.1f} | {cpu / ref_cpu - 1:+.1%} | {best:.1f} | {best / ref_best - 1:+.1%} | {paired:+.1%} "
                   f"| {loop:.1f} | {export:.2f} |")
+    print(f"\nPaired, the mean of every run's ratio to {base}'s run of the same round and copy, with its standard error:")
+    for w in workloads:
+        ref = [r for r, _ in results[(base, w)]]
+        for name in trees:
+            if name != base:
+                ratios = [r.cpu_us / b.cpu_us - 1 for (r, _), b in zip(results[(name, w)], ref)]
+                error = statistics.stdev(ratios) / len(ratios) ** 0.5 if len(ratios) > 1 else float("nan")
+                print(f"  {name} {w}: {statistics.mean(ratios):+.1%} ± {error:.1%} ({len(ratios)} pairs)")
     spread = {name: [r.cpu_us for w in workloads for r, _ in results[(name, w)]] for name in trees}
     print("\nCPU µs/req of every run (the spread is the noise):")
     for name, values in spread.items():
