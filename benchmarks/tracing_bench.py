@@ -169,6 +169,7 @@ def main() -> int:
     print(f"| tracing | workload | req/s | p50 ms | p99 ms | CPU µs/req median | vs {base} | CPU µs/req best | vs {base} "
           f"| vs {base}, paired | of it, event loop | export thread |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    pairs: dict[tuple[str, str], list[float]] = {}
     for w in workloads:
         ref = [r for r, _ in results[(base, w)]]
         ref_cpu, ref_best = median([r.cpu_us for r in ref]), min(r.cpu_us for r in ref)
@@ -176,20 +177,17 @@ def main() -> int:
             rs, loop = [r for r, _ in results[(name, w)]], median([cpu for _, cpu in results[(name, w)]])
             export = median([r.cpu_us - cpu for r, cpu in results[(name, w)]])
             cpu, best, rps = median([r.cpu_us for r in rs]), min(r.cpu_us for r in rs), median([r.rps for r in rs])
-            # Each run against the base's run just before it (same run, same copy): a slow spell
-            # of the machine lifts both, so the median of these ratios is the steadiest estimate.
-            paired = median([r.cpu_us / b.cpu_us - 1 for r, b in zip(rs, ref)])
+            # Each run against the base's run of the same round and copy: a slow spell of the
+            # machine lifts both, so these ratios are the steadiest estimate.
+            ratios = pairs[(name, w)] = [r.cpu_us / b.cpu_us - 1 for r, b in zip(rs, ref)]
             print(f"| {name} | {w} | {rps:,.0f} | {median([r.p50_ms for r in rs]):.3f} | {median([r.p99_ms for r in rs]):.2f} "
-                  f"| {cpu:.1f} | {cpu / ref_cpu - 1:+.1%} | {best:.1f} | {best / ref_best - 1:+.1%} | {paired:+.1%} "
+                  f"| {cpu:.1f} | {cpu / ref_cpu - 1:+.1%} | {best:.1f} | {best / ref_best - 1:+.1%} | {median(ratios):+.1%} "
                   f"| {loop:.1f} | {export:.2f} |")
     print(f"\nPaired, the mean of every run's ratio to {base}'s run of the same round and copy, with its standard error:")
-    for w in workloads:
-        ref = [r for r, _ in results[(base, w)]]
-        for name in trees:
-            if name != base:
-                ratios = [r.cpu_us / b.cpu_us - 1 for (r, _), b in zip(results[(name, w)], ref)]
-                error = statistics.stdev(ratios) / len(ratios) ** 0.5 if len(ratios) > 1 else float("nan")
-                print(f"  {name} {w}: {statistics.mean(ratios):+.1%} ± {error:.1%} ({len(ratios)} pairs)")
+    for (name, w), ratios in pairs.items():
+        if name != base:
+            error = statistics.stdev(ratios) / len(ratios) ** 0.5 if len(ratios) > 1 else float("nan")
+            print(f"  {name} {w}: {statistics.mean(ratios):+.1%} ± {error:.1%} ({len(ratios)} pairs)")
     spread = {name: [r.cpu_us for w in workloads for r, _ in results[(name, w)]] for name in trees}
     print("\nCPU µs/req of every run (the spread is the noise):")
     for name, values in spread.items():
