@@ -4,7 +4,8 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,14 +68,22 @@ async def stage(tmp_path: Path, proxy_factory: Any) -> AsyncIterator[Stage]:
 
 
 async def brownout_run(*args: str, timeout: float = 60, interrupt_after: float | None = None,
-                       sig: int = signal.SIGINT) -> tuple[int, str, str]:
-    """``brownout run`` as users run it; optionally signal it mid-run."""
+                       sig: int = signal.SIGINT,
+                       interrupt_when: Callable[[], Awaitable[bool]] | None = None) -> tuple[int, str, str]:
+    """``brownout run`` as users run it; optionally signal it mid-run: ``interrupt_after`` seconds,
+    or as soon as ``interrupt_when`` says so (polled; a busy machine may start the run late)."""
     process = await asyncio.create_subprocess_exec(
         *BROWNOUT, "run", *args, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     if interrupt_after is not None:
         await asyncio.sleep(interrupt_after)
+        process.send_signal(sig)
+    elif interrupt_when is not None:
+        deadline = time.monotonic() + timeout
+        while not await interrupt_when():
+            assert time.monotonic() < deadline and process.returncode is None, "the moment to interrupt never came"
+            await asyncio.sleep(0.05)
         process.send_signal(sig)
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None

@@ -109,11 +109,15 @@ async def test_sigkilled_runner_leaves_no_fault_after_its_lease(stage: Stage) ->
         load={"shape": "constant", "rate": 20, "duration": "30s", "payloads": "payloads.jsonl", "timeout": "2s"},
         method=[{"fault": "latency", "route": "model", "at": "0s", "params": {"delay_ms": 5}}],
     )
-    task = asyncio.ensure_future(brownout_run(str(path), "--lease", "2s", interrupt_after=4.0, sig=signal.SIGKILL))
-    code, _, _ = await task
+
+    async def injected() -> bool:
+        return bool(await _faults_on(stage))
+
+    # Killed once its fault is on (not after a fixed time: a busy machine may start the run late).
+    code, _, _ = await brownout_run(str(path), "--lease", "3s", interrupt_when=injected, sig=signal.SIGKILL)
     assert code == -signal.SIGKILL
     assert [f["type"] for f in await _faults_on(stage)] == ["latency"]  # left behind by the killed runner...
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(3.5)
     assert await _faults_on(stage) == []  # ...until its lease ran out
 
 
